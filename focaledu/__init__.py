@@ -1,0 +1,17 @@
+"""focaledu: Focal Modulation Networks, as an executable course and a small Keras 3 library."""
+
+from focaledu.layers import FocalModulation, FocalNetBlock, Mlp, PatchEmbedding
+from focaledu.model import PRESETS, FocalNet, list_presets, preset_config
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FocalModulation",
+    "FocalNet",
+    "FocalNetBlock",
+    "Mlp",
+    "PatchEmbedding",
+    "PRESETS",
+    "list_presets",
+    "preset_config",
+]

@@ -1,0 +1,90 @@
+"""Argument checks shared by the layers and the model.
+
+Every check raises ``ValueError`` naming the argument, the value received and
+what is accepted, so a typo in a config fails at construction instead of deep
+inside a shape error.
+"""
+
+import numbers
+
+import keras
+
+
+def positive_int(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(
+            f"`{name}` must be an integer >= {minimum}; received {name}={value!r}."
+        )
+    return int(value)
+
+
+def odd_int(name, value):
+    value = positive_int(name, value)
+    if value % 2 == 0:
+        raise ValueError(
+            f"`{name}` must be a positive odd integer (1, 3, 5, ...) so the "
+            f"depthwise convolutions keep the feature map size; received {name}={value!r}."
+        )
+    return value
+
+
+def even_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0 or value % 2:
+        raise ValueError(
+            f"`{name}` must be a non-negative even integer (0, 2, 4, ...) so every "
+            f"focal kernel `focal_factor * k + focal_window` stays odd; received {name}={value!r}."
+        )
+    return int(value)
+
+
+def rate(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
+        raise ValueError(f"`{name}` must be a float in [0, 1); received {name}={value!r}.")
+    return float(value)
+
+
+def positive_float(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ValueError(f"`{name}` must be a number > 0; received {name}={value!r}.")
+    return float(value)
+
+
+def boolean(name, value):
+    if not isinstance(value, bool):
+        raise ValueError(f"`{name}` must be True or False; received {name}={value!r}.")
+    return value
+
+
+def image_size(value):
+    """Returns ``(height, width)`` from an int or a pair of ints."""
+    pair = (value, value) if isinstance(value, numbers.Integral) else value
+    try:
+        height, width = pair
+    except (TypeError, ValueError):
+        raise ValueError(
+            "`image_size` must be an int or a (height, width) pair of ints; "
+            f"received image_size={value!r}."
+        ) from None
+    return positive_int("image_size", height), positive_int("image_size", width)
+
+
+def per_stage(name, values, num_stages):
+    """Checks a per-stage list (``focal_levels``, ``focal_windows``) has one entry per stage."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+        raise ValueError(f"`{name}` must be a list with one entry per stage; received {name}={values!r}.")
+    if len(values) != num_stages:
+        raise ValueError(
+            f"`{name}` must have one entry per stage, i.e. len(depths)={num_stages} entries; "
+            f"received {name}={list(values)!r} ({len(values)} entries)."
+        )
+    return [int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else v for v in values]
+
+
+def float_input(name, dtype):
+    """Rejects integer or boolean tensors: images must be scaled floats, not raw uint8."""
+    dtype = keras.backend.standardize_dtype(dtype)
+    if "float" not in dtype:
+        raise ValueError(
+            f"`{name}` must be a floating-point tensor (float16, bfloat16, float32 or float64); "
+            f"received dtype {dtype}. Convert images first, e.g. `images.astype('float32') / 255`."
+        )

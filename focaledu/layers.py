@@ -1,0 +1,380 @@
+"""The paper's nouns: PatchEmbedding, FocalModulation, Mlp and FocalNetBlock.
+
+Faithful to microsoft/FocalNet ``classification/focalnet.py`` (and timm's port).
+All tensors are channels-last ``(B, H, W, C)``; a 1x1 convolution of the
+official code is a ``Dense`` on the last axis here. Only ``keras.ops`` is used,
+so the layers run on every Keras backend.
+"""
+
+import keras
+from keras import layers, ops
+
+from focaledu import _validate
+
+#: PyTorch's ``nn.LayerNorm`` default, used everywhere by the official code
+#: (the keras.io tutorial used 1e-7 in places).
+LAYER_NORM_EPSILON = 1e-5
+
+
+def layer_norm(name):
+    return layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name=name)
+
+
+def gelu(x):
+    # The official code uses nn.GELU(), the exact erf form; keras.ops.gelu
+    # defaults to the tanh approximation.
+    return ops.gelu(x, approximate=False)
+
+
+@keras.saving.register_keras_serializable(package="focaledu")
+class PatchEmbedding(layers.Layer):
+    """Patch embedding for the stem and for downsampling between stages.
+
+    Non-overlapping: a ``patch_size`` x ``patch_size`` convolution with the same
+    stride. With ``use_conv_embed`` the official overlapping convolutions are
+    used instead: 7x7 stride 4 padding 2 for the stem (``patch_size=4``),
+    3x3 stride 2 padding 1 for downsampling (``patch_size=2``).
+
+    Args:
+        embed_dim: output channels.
+        patch_size: the stride; the spatial size must be divisible by it.
+        use_conv_embed: overlapping convolution instead of non-overlapping patches.
+        use_norm: LayerNorm after the projection (``patch_norm`` in the official code).
+    """
+
+    #: patch_size -> (kernel_size, padding) of the official overlapping convolutions.
+    CONV_EMBED = {4: (7, 2), 2: (3, 1)}
+
+    def __init__(self, embed_dim, patch_size=4, use_conv_embed=False, use_norm=True, **kwargs):
+        super().__init__(**kwargs)
+        self.embed_dim = _validate.positive_int("embed_dim", embed_dim)
+        self.patch_size = _validate.positive_int("patch_size", patch_size)
+        self.use_conv_embed = _validate.boolean("use_conv_embed", use_conv_embed)
+        self.use_norm = _validate.boolean("use_norm", use_norm)
+        kernel_size, padding = self.patch_size, 0
+        if use_conv_embed:
+            if self.patch_size not in self.CONV_EMBED:
+                raise ValueError(
+                    "With use_conv_embed=True, `patch_size` must be 4 (the 7x7 stride-4 stem) or "
+                    f"2 (the 3x3 stride-2 downsampling); received patch_size={patch_size!r}."
+                )
+            kernel_size, padding = self.CONV_EMBED[self.patch_size]
+        # Explicit symmetric padding: Keras "same" pads 1 before / 2 after for
+        # the 7x7 stride-4 stem, PyTorch pads 2 on both sides.
+        self.pad = layers.ZeroPadding2D(padding, name="pad") if padding else None
+        self.proj = layers.Conv2D(
+            self.embed_dim, kernel_size, strides=self.patch_size, padding="valid", name="proj"
+        )
+        self.norm = layer_norm("norm") if self.use_norm else None
+
+    def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(
+                f"PatchEmbedding expects inputs of shape (batch, height, width, channels); "
+                f"received shape {tuple(input_shape)}."
+            )
+        for axis, size in zip(("height", "width"), input_shape[1:3]):
+            if size is not None and size % self.patch_size:
+                raise ValueError(
+                    f"The input {axis} ({size}) must be divisible by `patch_size`={self.patch_size}."
+                )
+        shape = input_shape
+        if self.pad is not None:
+            self.pad.build(shape)
+            shape = self.pad.compute_output_shape(shape)
+        self.proj.build(shape)
+        if self.norm is not None:
+            self.norm.build(self.proj.compute_output_shape(shape))
+
+    def call(self, x):
+        _validate.float_input("inputs", x.dtype)
+        if self.pad is not None:
+            x = self.pad(x)
+        x = self.proj(x)
+        return self.norm(x) if self.norm is not None else x
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, _ = input_shape
+        size = lambda s: None if s is None else s // self.patch_size  # noqa: E731
+        return (batch, size(height), size(width), self.embed_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            embed_dim=self.embed_dim,
+            patch_size=self.patch_size,
+            use_conv_embed=self.use_conv_embed,
+            use_norm=self.use_norm,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="focaledu")
+class FocalModulation(layers.Layer):
+    """Focal modulation: ``y_i = q(x_i) * h(sum_l g_i^l z_i^l)``.
+
+    One linear projection ``f`` gives the query ``q``, the context ``Z^0`` and
+    ``L + 1`` gates. Level ``l`` is a depthwise convolution (kernel
+    ``focal_factor * l + focal_window``, no bias) followed by GELU, applied in
+    sequence; level ``L + 1`` is GELU of the global average of level ``L``. The
+    gates are raw (no softmax), as in the official code.
+
+    Args:
+        dim: channels of the input and output.
+        focal_window: kernel size of the first level (odd).
+        focal_level: number of convolutional levels ``L`` (>= 1).
+        focal_factor: kernel growth per level (even, so kernels stay odd).
+        bias: biases in ``f`` and ``h``.
+        proj_drop: dropout after the output projection.
+        use_postln_in_modulation: LayerNorm on ``q * modulator`` before ``proj``.
+        normalize_modulator: divide the aggregated context by ``L + 1``.
+
+    Call arguments:
+        x: ``(B, H, W, dim)``.
+        return_modulation: also return ``{"gates": (B, H, W, L+1),
+            "modulator": (B, H, W, dim)}``, like
+            ``MultiHeadAttention(return_attention_scores=True)``.
+    """
+
+    def __init__(
+        self,
+        dim,
+        focal_window,
+        focal_level,
+        focal_factor=2,
+        bias=True,
+        proj_drop=0.0,
+        use_postln_in_modulation=False,
+        normalize_modulator=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.dim = _validate.positive_int("dim", dim)
+        self.focal_window = _validate.odd_int("focal_window", focal_window)
+        self.focal_level = _validate.positive_int("focal_level", focal_level)
+        self.focal_factor = _validate.even_int("focal_factor", focal_factor)
+        self.bias = _validate.boolean("bias", bias)
+        self.proj_drop_rate = _validate.rate("proj_drop", proj_drop)
+        self.use_postln_in_modulation = _validate.boolean(
+            "use_postln_in_modulation", use_postln_in_modulation
+        )
+        self.normalize_modulator = _validate.boolean("normalize_modulator", normalize_modulator)
+
+        self.kernel_sizes = [
+            self.focal_factor * k + self.focal_window for k in range(self.focal_level)
+        ]
+        self.f = layers.Dense(2 * self.dim + self.focal_level + 1, use_bias=self.bias, name="f")
+        self.focal_layers = [
+            layers.DepthwiseConv2D(size, padding="same", use_bias=False, name=f"focal_layers_{k}")
+            for k, size in enumerate(self.kernel_sizes)
+        ]
+        self.h = layers.Dense(self.dim, use_bias=self.bias, name="h")
+        self.ln = layer_norm("ln") if self.use_postln_in_modulation else None
+        self.proj = layers.Dense(self.dim, name="proj")
+        self.proj_drop = layers.Dropout(self.proj_drop_rate, name="proj_drop")
+
+    def build(self, input_shape):
+        if len(input_shape) != 4 or input_shape[-1] != self.dim:
+            raise ValueError(
+                f"FocalModulation(dim={self.dim}) expects inputs of shape (batch, height, width, "
+                f"{self.dim}); received shape {tuple(input_shape)}. Set `dim` to the channel count."
+            )
+        self.f.build(input_shape)
+        for focal_layer in self.focal_layers:
+            focal_layer.build(input_shape)
+        self.h.build(input_shape)
+        if self.ln is not None:
+            self.ln.build(input_shape)
+        self.proj.build(input_shape)
+
+    def call(self, x, training=None, return_modulation=False):
+        _validate.float_input("inputs", x.dtype)
+        q, ctx, gates = ops.split(self.f(x), [self.dim, 2 * self.dim], axis=-1)
+
+        ctx_all = 0
+        for level, focal_layer in enumerate(self.focal_layers):
+            ctx = gelu(focal_layer(ctx))
+            ctx_all = ctx_all + ctx * gates[..., level : level + 1]
+        ctx_global = gelu(ops.mean(ctx, axis=(1, 2), keepdims=True))
+        ctx_all = ctx_all + ctx_global * gates[..., self.focal_level :]
+        if self.normalize_modulator:
+            ctx_all = ctx_all / (self.focal_level + 1)
+
+        modulator = self.h(ctx_all)
+        y = q * modulator
+        if self.ln is not None:
+            y = self.ln(y)
+        y = self.proj_drop(self.proj(y), training=training)
+        if return_modulation:
+            return y, {"gates": gates, "modulator": modulator}
+        return y
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            dim=self.dim,
+            focal_window=self.focal_window,
+            focal_level=self.focal_level,
+            focal_factor=self.focal_factor,
+            bias=self.bias,
+            proj_drop=self.proj_drop_rate,
+            use_postln_in_modulation=self.use_postln_in_modulation,
+            normalize_modulator=self.normalize_modulator,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="focaledu")
+class Mlp(layers.Layer):
+    """The Transformer feed-forward network: Dense, GELU, dropout, Dense, dropout."""
+
+    def __init__(self, dim, hidden_dim, drop=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.dim = _validate.positive_int("dim", dim)
+        self.hidden_dim = _validate.positive_int("hidden_dim", hidden_dim)
+        self.drop_rate = _validate.rate("drop", drop)
+        self.fc1 = layers.Dense(self.hidden_dim, name="fc1")
+        self.fc2 = layers.Dense(self.dim, name="fc2")
+        self.drop = layers.Dropout(self.drop_rate, name="drop")
+
+    def build(self, input_shape):
+        self.fc1.build(input_shape)
+        self.fc2.build(tuple(input_shape[:-1]) + (self.hidden_dim,))
+
+    def call(self, x, training=None):
+        x = self.drop(gelu(self.fc1(x)), training=training)
+        return self.drop(self.fc2(x), training=training)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.dim,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(dim=self.dim, hidden_dim=self.hidden_dim, drop=self.drop_rate)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="focaledu")
+class FocalNetBlock(layers.Layer):
+    """A Transformer block with self-attention replaced by focal modulation.
+
+    Pre-norm (default)::
+
+        x = x + drop_path(gamma_1 * modulation(norm1(x)))
+        x = x + drop_path(gamma_2 * mlp(norm2(x)))
+
+    ``use_postln=True`` moves each norm after its branch instead
+    (``norm1(modulation(x))``, ``norm2(mlp(x))``), as the large official models
+    do. The keras.io tutorial had no norm before the modulation at all.
+
+    Args:
+        dim: channels.
+        mlp_ratio: MLP hidden width as a multiple of ``dim``.
+        drop: dropout in the modulation projection and the MLP.
+        drop_path: stochastic depth rate of this block.
+        focal_level, focal_window, focal_factor: see ``FocalModulation``.
+        use_layerscale: learnable per-channel scales ``gamma_1``, ``gamma_2``
+            initialised to ``layerscale_value``.
+        layerscale_value: initial layer scale.
+        use_postln: post-norm instead of pre-norm.
+        use_postln_in_modulation, normalize_modulator: see ``FocalModulation``.
+    """
+
+    def __init__(
+        self,
+        dim,
+        mlp_ratio=4.0,
+        drop=0.0,
+        drop_path=0.0,
+        focal_level=2,
+        focal_window=3,
+        focal_factor=2,
+        use_layerscale=False,
+        layerscale_value=1e-4,
+        use_postln=False,
+        use_postln_in_modulation=False,
+        normalize_modulator=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.dim = _validate.positive_int("dim", dim)
+        self.mlp_ratio = _validate.positive_float("mlp_ratio", mlp_ratio)
+        self.drop_rate = _validate.rate("drop", drop)
+        self.drop_path_rate = _validate.rate("drop_path", drop_path)
+        self.use_layerscale = _validate.boolean("use_layerscale", use_layerscale)
+        self.layerscale_value = _validate.positive_float("layerscale_value", layerscale_value)
+        self.use_postln = _validate.boolean("use_postln", use_postln)
+
+        self.norm1 = layer_norm("norm1")
+        self.modulation = FocalModulation(
+            self.dim,
+            focal_window=focal_window,
+            focal_level=focal_level,
+            focal_factor=focal_factor,
+            proj_drop=self.drop_rate,
+            use_postln_in_modulation=use_postln_in_modulation,
+            normalize_modulator=normalize_modulator,
+            name="modulation",
+        )
+        # Stochastic depth: one keep/drop decision per sample, rescaled like timm's DropPath.
+        self.drop_path = layers.Dropout(self.drop_path_rate, noise_shape=(None, 1, 1, 1), name="drop_path")
+        self.norm2 = layer_norm("norm2")
+        self.mlp = Mlp(self.dim, int(self.dim * self.mlp_ratio), drop=self.drop_rate, name="mlp")
+
+    @property
+    def focal_level(self):
+        return self.modulation.focal_level
+
+    def build(self, input_shape):
+        if len(input_shape) != 4 or input_shape[-1] != self.dim:
+            raise ValueError(
+                f"FocalNetBlock(dim={self.dim}) expects inputs of shape (batch, height, width, "
+                f"{self.dim}); received shape {tuple(input_shape)}. Set `dim` to the channel count."
+            )
+        self.norm1.build(input_shape)
+        self.modulation.build(input_shape)
+        self.norm2.build(input_shape)
+        self.mlp.build(input_shape)
+        self.gamma_1 = self.gamma_2 = None
+        if self.use_layerscale:
+            init = keras.initializers.Constant(self.layerscale_value)
+            self.gamma_1 = self.add_weight(shape=(self.dim,), initializer=init, name="gamma_1")
+            self.gamma_2 = self.add_weight(shape=(self.dim,), initializer=init, name="gamma_2")
+
+    def _scale(self, x, gamma):
+        return x if gamma is None else x * gamma
+
+    def call(self, x, training=None, return_modulation=False):
+        shortcut = x
+        if not self.use_postln:
+            x = self.norm1(x)
+        x, maps = self.modulation(x, training=training, return_modulation=True)
+        if self.use_postln:
+            x = self.norm1(x)
+        x = shortcut + self.drop_path(self._scale(x, self.gamma_1), training=training)
+
+        if self.use_postln:
+            branch = self.norm2(self.mlp(x, training=training))
+        else:
+            branch = self.mlp(self.norm2(x), training=training)
+        x = x + self.drop_path(self._scale(branch, self.gamma_2), training=training)
+        return (x, maps) if return_modulation else x
+
+    def get_config(self):
+        config = super().get_config()
+        modulation = self.modulation
+        config.update(
+            dim=self.dim,
+            mlp_ratio=self.mlp_ratio,
+            drop=self.drop_rate,
+            drop_path=self.drop_path_rate,
+            focal_level=modulation.focal_level,
+            focal_window=modulation.focal_window,
+            focal_factor=modulation.focal_factor,
+            use_layerscale=self.use_layerscale,
+            layerscale_value=self.layerscale_value,
+            use_postln=self.use_postln,
+            use_postln_in_modulation=modulation.use_postln_in_modulation,
+            normalize_modulator=modulation.normalize_modulator,
+        )
+        return config

@@ -1,0 +1,290 @@
+"""FocalNet: a functional Keras model with the official argument names, plus presets."""
+
+import copy
+
+import keras
+import numpy as np
+from keras import layers
+
+from focaledu import _validate
+from focaledu.layers import FocalNetBlock, PatchEmbedding, layer_norm
+
+
+@keras.saving.register_keras_serializable(package="focaledu")
+class FocalNet(keras.Model):
+    """Focal Modulation Network (Yang et al., NeurIPS 2022) for image classification.
+
+    ``model(images)`` maps ``(B, H, W, in_chans)`` float images to logits
+    ``(B, num_classes)`` (pooled features when ``num_classes=0``). The layout
+    follows microsoft/FocalNet: a patch-embedding stem, stages of
+    ``FocalNetBlock`` whose width doubles after each downsampling, a final
+    LayerNorm, global average pooling and a linear head.
+
+    The gates and modulators of every block are part of the functional graph:
+    ``model.modulation_outputs[block_name]`` holds the symbolic
+    ``{"gates", "modulator"}`` tensors, and ``focaledu.interpret.modulation_maps``
+    evaluates them. No tensor is stored on a layer during ``call``.
+
+    Args:
+        image_size: int or ``(height, width)``; divisible by
+            ``patch_size * 2 ** (len(depths) - 1)``.
+        num_classes: size of the linear head; 0 for no head.
+        patch_size: stem stride (4 in the official models).
+        embed_dim: width of the first stage; stage ``i`` has ``embed_dim * 2**i``.
+        depths: blocks per stage.
+        mlp_ratio: MLP hidden width as a multiple of the stage width.
+        drop_rate: dropout after the stem, in the modulation projection and the MLP.
+        drop_path_rate: stochastic depth of the last block; block ``k`` gets
+            ``linspace(0, drop_path_rate, sum(depths))[k]``.
+        focal_levels: focal levels ``L`` per stage.
+        focal_windows: first-level kernel size per stage.
+        focal_factor: kernel growth per level.
+        use_conv_embed: overlapping convolutions for the stem and downsampling.
+        use_layerscale: learnable per-channel residual scales.
+        layerscale_value: their initial value.
+        use_postln: post-norm blocks.
+        use_postln_in_modulation: LayerNorm inside the modulation.
+        normalize_modulator: divide the aggregated context by ``L + 1``.
+        patch_norm: LayerNorm after the stem.
+        in_chans: input channels.
+    """
+
+    def __init__(
+        self,
+        image_size=224,
+        num_classes=1000,
+        patch_size=4,
+        embed_dim=96,
+        depths=(2, 2, 6, 2),
+        mlp_ratio=4.0,
+        drop_rate=0.0,
+        drop_path_rate=0.1,
+        focal_levels=(2, 2, 2, 2),
+        focal_windows=(3, 3, 3, 3),
+        focal_factor=2,
+        use_conv_embed=False,
+        use_layerscale=False,
+        layerscale_value=1e-4,
+        use_postln=False,
+        use_postln_in_modulation=False,
+        normalize_modulator=False,
+        patch_norm=True,
+        in_chans=3,
+        name="focalnet",
+        **kwargs,
+    ):
+        height, width = _validate.image_size(image_size)
+        num_classes = _validate.positive_int("num_classes", num_classes, minimum=0)
+        patch_size = _validate.positive_int("patch_size", patch_size)
+        embed_dim = _validate.positive_int("embed_dim", embed_dim)
+        in_chans = _validate.positive_int("in_chans", in_chans)
+        if isinstance(depths, (str, bytes)) or not hasattr(depths, "__len__") or len(depths) == 0:
+            raise ValueError(f"`depths` must be a non-empty list of block counts; received depths={depths!r}.")
+        depths = [_validate.positive_int("depths", d) for d in depths]
+        num_stages = len(depths)
+        focal_levels = _validate.per_stage("focal_levels", focal_levels, num_stages)
+        focal_windows = _validate.per_stage("focal_windows", focal_windows, num_stages)
+        drop_rate = _validate.rate("drop_rate", drop_rate)
+        drop_path_rate = _validate.rate("drop_path_rate", drop_path_rate)
+        if use_conv_embed and patch_size != 4:
+            raise ValueError(
+                "With use_conv_embed=True the stem is the official 7x7 stride-4 convolution, so "
+                f"`patch_size` must be 4; received patch_size={patch_size!r}."
+            )
+        stride = patch_size * 2 ** (num_stages - 1)
+        if height % stride or width % stride:
+            raise ValueError(
+                f"`image_size` must be divisible by patch_size * 2**(len(depths) - 1) = {stride} "
+                f"(patch_size={patch_size}, {num_stages} stages); received image_size={image_size!r}."
+            )
+
+        inputs = keras.Input((height, width, in_chans), name="images")
+        x = PatchEmbedding(embed_dim, patch_size, use_conv_embed, use_norm=patch_norm, name="stem")(inputs)
+        x = layers.Dropout(drop_rate, name="pos_drop")(x)
+        drop_paths = np.linspace(0.0, drop_path_rate, sum(depths))
+        modulation_outputs = {}
+        for i, depth in enumerate(depths):
+            dim = embed_dim * 2**i
+            if i > 0:
+                x = PatchEmbedding(dim, 2, use_conv_embed, name=f"layers_{i}_downsample")(x)
+            for j in range(depth):
+                block = FocalNetBlock(
+                    dim,
+                    mlp_ratio=mlp_ratio,
+                    drop=drop_rate,
+                    drop_path=float(drop_paths[sum(depths[:i]) + j]),
+                    focal_level=focal_levels[i],
+                    focal_window=focal_windows[i],
+                    focal_factor=focal_factor,
+                    use_layerscale=use_layerscale,
+                    layerscale_value=layerscale_value,
+                    use_postln=use_postln,
+                    use_postln_in_modulation=use_postln_in_modulation,
+                    normalize_modulator=normalize_modulator,
+                    name=f"layers_{i}_blocks_{j}",
+                )
+                x, modulation_outputs[block.name] = block(x, return_modulation=True)
+        x = layer_norm("norm")(x)
+        outputs = layers.GlobalAveragePooling2D(name="avgpool")(x)
+        if num_classes:
+            outputs = layers.Dense(num_classes, name="head")(outputs)
+        super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
+
+        self.modulation_outputs = modulation_outputs
+        self.image_size = (height, width)
+        self.num_classes = num_classes
+        self.patch_size = patch_size
+        self.embed_dim = embed_dim
+        self.depths = depths
+        self.mlp_ratio = mlp_ratio
+        self.drop_rate = drop_rate
+        self.drop_path_rate = drop_path_rate
+        self.focal_levels = focal_levels
+        self.focal_windows = focal_windows
+        self.focal_factor = focal_factor
+        self.use_conv_embed = use_conv_embed
+        self.use_layerscale = use_layerscale
+        self.layerscale_value = layerscale_value
+        self.use_postln = use_postln
+        self.use_postln_in_modulation = use_postln_in_modulation
+        self.normalize_modulator = normalize_modulator
+        self.patch_norm = patch_norm
+        self.in_chans = in_chans
+
+    def call(self, inputs, training=None, mask=None):
+        # The functional graph would silently cast uint8 images to float32 and
+        # feed unscaled 0-255 pixels through the network.
+        _validate.float_input("images", inputs.dtype)
+        return super().call(inputs, training=training, mask=mask)
+
+    @property
+    def block_names(self):
+        """Names of the ``FocalNetBlock`` layers, in order: ``layers_{stage}_blocks_{index}``."""
+        return list(self.modulation_outputs)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "image_size": list(self.image_size),
+            "num_classes": self.num_classes,
+            "patch_size": self.patch_size,
+            "embed_dim": self.embed_dim,
+            "depths": list(self.depths),
+            "mlp_ratio": self.mlp_ratio,
+            "drop_rate": self.drop_rate,
+            "drop_path_rate": self.drop_path_rate,
+            "focal_levels": list(self.focal_levels),
+            "focal_windows": list(self.focal_windows),
+            "focal_factor": self.focal_factor,
+            "use_conv_embed": self.use_conv_embed,
+            "use_layerscale": self.use_layerscale,
+            "layerscale_value": self.layerscale_value,
+            "use_postln": self.use_postln,
+            "use_postln_in_modulation": self.use_postln_in_modulation,
+            "normalize_modulator": self.normalize_modulator,
+            "patch_norm": self.patch_norm,
+            "in_chans": self.in_chans,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    @classmethod
+    def from_preset(cls, preset, **overrides):
+        """Builds a preset from ``PRESETS`` (see ``list_presets()``); keyword arguments override it."""
+        return cls(**preset_config(preset, **overrides))
+
+
+def _official(depths, embed_dim, focal_levels, drop_path_rate, focal_window=3, **flags):
+    stages = len(depths)
+    config = dict(
+        image_size=224,
+        num_classes=1000,
+        depths=depths,
+        embed_dim=embed_dim,
+        focal_levels=[focal_levels] * stages,
+        focal_windows=[focal_window] * stages,
+        drop_path_rate=drop_path_rate,
+    )
+    config.update(flags)
+    return config
+
+
+_LARGE = dict(use_conv_embed=True, use_layerscale=True, use_postln=True)
+
+#: name -> (config, one-line description). ImageNet variants use the official
+#: hyper-parameters (drop path from the official training configs); their
+#: parameter counts match timm's models of the same name.
+PRESETS = {
+    "focalnet_tiny_srf": (_official([2, 2, 6, 2], 96, 2, 0.2), "FocalNet-T, small receptive field (2 levels)"),
+    "focalnet_tiny_lrf": (_official([2, 2, 6, 2], 96, 3, 0.2), "FocalNet-T, large receptive field (3 levels)"),
+    "focalnet_small_srf": (_official([2, 2, 18, 2], 96, 2, 0.3), "FocalNet-S, small receptive field"),
+    "focalnet_small_lrf": (_official([2, 2, 18, 2], 96, 3, 0.3), "FocalNet-S, large receptive field"),
+    "focalnet_base_srf": (_official([2, 2, 18, 2], 128, 2, 0.5), "FocalNet-B, small receptive field"),
+    "focalnet_base_lrf": (_official([2, 2, 18, 2], 128, 3, 0.5), "FocalNet-B, large receptive field"),
+    "focalnet_tiny_iso": (
+        _official([12], 192, 3, 0.1, patch_size=16),
+        "Isotropic FocalNet-T/16: one stage of 12 blocks on 16x16 patches (ViT-like)",
+    ),
+    "focalnet_small_iso": (
+        _official([12], 384, 3, 0.2, patch_size=16),
+        "Isotropic FocalNet-S/16",
+    ),
+    "focalnet_base_iso": (
+        _official([12], 768, 3, 0.3, patch_size=16, use_layerscale=True, use_postln=True),
+        "Isotropic FocalNet-B/16 (layer scale, post-norm)",
+    ),
+    "focalnet_large_fl3": (_official([2, 2, 18, 2], 192, 3, 0.2, focal_window=5, **_LARGE), "FocalNet-L, 3 focal levels"),
+    "focalnet_large_fl4": (_official([2, 2, 18, 2], 192, 4, 0.2, **_LARGE), "FocalNet-L, 4 focal levels"),
+    "focalnet_xlarge_fl3": (_official([2, 2, 18, 2], 256, 3, 0.2, focal_window=5, **_LARGE), "FocalNet-XL, 3 focal levels"),
+    "focalnet_xlarge_fl4": (_official([2, 2, 18, 2], 256, 4, 0.2, **_LARGE), "FocalNet-XL, 4 focal levels"),
+    "focalnet_huge_fl3": (
+        _official([2, 2, 18, 2], 352, 3, 0.2, use_postln_in_modulation=True, **_LARGE),
+        "FocalNet-H, 3 focal levels",
+    ),
+    "focalnet_huge_fl4": (
+        _official([2, 2, 18, 2], 352, 4, 0.2, use_postln_in_modulation=True, **_LARGE),
+        "FocalNet-H, 4 focal levels",
+    ),
+    "focalnet_cifar_tiny": (
+        dict(
+            image_size=32, num_classes=10, patch_size=4, embed_dim=64, depths=[2, 2, 2],
+            focal_levels=[2, 2, 2], focal_windows=[3, 3, 3], drop_path_rate=0.1,
+        ),
+        "CIFAR-10, 32x32: patch 4, width 64, depths 2-2-2 (CPU-friendly)",
+    ),
+    "focalnet_cifar_small": (
+        dict(
+            image_size=32, num_classes=10, patch_size=2, embed_dim=64, depths=[2, 2, 4],
+            focal_levels=[3, 2, 2], focal_windows=[3, 3, 3], drop_path_rate=0.1,
+        ),
+        "CIFAR-10, 32x32: patch 2, width 64, depths 2-2-4",
+    ),
+    "keras_io_tutorial": (
+        dict(
+            image_size=48, num_classes=10, patch_size=4, embed_dim=256, depths=[2, 3, 2],
+            mlp_ratio=4.0, drop_rate=0.1, drop_path_rate=0.1, focal_levels=[2, 2, 2],
+            focal_windows=[3, 3, 3],
+        ),
+        "The keras.io tutorial's configuration (CIFAR-10 resized to 48x48, 39M parameters), "
+        "built with the official block (pre-norm, 1e-5 epsilons)",
+    ),
+}
+
+
+def list_presets():
+    """Returns ``{name: description}`` for every preset."""
+    return {name: description for name, (_, description) in PRESETS.items()}
+
+
+def preset_config(preset, **overrides):
+    """The constructor arguments of a preset, with ``overrides`` applied."""
+    if preset not in PRESETS:
+        raise ValueError(
+            f"Unknown `preset` {preset!r}. Accepted values: {', '.join(PRESETS)}."
+        )
+    config = copy.deepcopy(PRESETS[preset][0])
+    config.update(overrides)
+    return config
