@@ -1,0 +1,131 @@
+"""Checks on the book's sources, run before the notebooks themselves.
+
+* every ``book/*.md`` is a jupytext MyST notebook paired with a ``.ipynb``
+  whose cells (type, source and tags) are the same: run ``make sync`` after
+  editing either one;
+* ``_toc.yml`` lists every chapter file, and every file it lists exists;
+* a repository URL written in a page matches ``repository.url`` in ``_config.yml``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+
+import jupytext
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK = ROOT / "book"
+MD_FILES = sorted(BOOK.glob("*.md"))
+IPYNB_FILES = sorted(BOOK.glob("*.ipynb"))
+
+
+def _rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+def _cells(path: Path) -> list[tuple[str, str, list[str]]]:
+    notebook = jupytext.read(path)
+    return [
+        (cell.cell_type, cell.source.rstrip(), list(cell.metadata.get("tags", [])))
+        for cell in notebook.cells
+    ]
+
+
+def _toc_files(entry) -> list[str]:
+    """Files named anywhere in a jb-book/jb-article _toc.yml structure."""
+    files = []
+    if isinstance(entry, dict):
+        for key in ("root", "file"):
+            if key in entry:
+                files.append(str(entry[key]))
+        for key in ("parts", "chapters", "sections"):
+            for child in entry.get(key) or []:
+                files.extend(_toc_files(child))
+    return files
+
+
+def _strip_suffix(name: str) -> str:
+    return re.sub(r"\.(md|ipynb)$", "", name)
+
+
+def test_book_has_pages():
+    assert MD_FILES, "book/ has no .md pages"
+
+
+@pytest.mark.parametrize("md", MD_FILES, ids=_rel)
+def test_md_is_paired_myst_notebook(md):
+    notebook = jupytext.read(md)
+    formats = notebook.metadata.get("jupytext", {}).get("formats", "")
+    assert "ipynb" in formats and "md:myst" in formats, (
+        f"{_rel(md)}: jupytext header must pair it as 'ipynb,md:myst', got {formats!r}"
+    )
+    text_format = (
+        notebook.metadata.get("jupytext", {}).get("text_representation", {}).get("format_name")
+    )
+    assert text_format == "myst", (
+        f"{_rel(md)}: jupytext header needs text_representation.format_name: myst "
+        "(without it the book renders the page as plain Markdown)"
+    )
+    kernel = notebook.metadata.get("kernelspec", {}).get("name")
+    assert kernel == "python3", f"{_rel(md)}: kernelspec name is {kernel!r}, not 'python3'"
+    assert md.with_suffix(".ipynb").exists(), (
+        f"{_rel(md)} has no paired {_rel(md.with_suffix('.ipynb'))}: run `make sync`"
+    )
+
+
+@pytest.mark.parametrize("ipynb", IPYNB_FILES, ids=_rel)
+def test_ipynb_has_md_source(ipynb):
+    assert ipynb.with_suffix(".md").exists(), (
+        f"{_rel(ipynb)} has no .md source: the .md is the source of truth, "
+        "create it with `jupytext --set-formats ipynb,md:myst` and commit both"
+    )
+
+
+@pytest.mark.parametrize("md", MD_FILES, ids=_rel)
+def test_md_and_ipynb_in_sync(md):
+    ipynb = md.with_suffix(".ipynb")
+    if not ipynb.exists():
+        pytest.skip("no paired .ipynb (reported by test_md_is_paired_myst_notebook)")
+    md_cells, nb_cells = _cells(md), _cells(ipynb)
+    if md_cells != nb_cells:
+        def show(cells):
+            lines = []
+            for kind, source, tags in cells:
+                lines.append(f"# --- {kind} cell, tags={tags}\n")
+                lines.extend(line + "\n" for line in source.splitlines())
+            return lines
+
+        diff = "".join(
+            difflib.unified_diff(
+                show(nb_cells), show(md_cells), fromfile=_rel(ipynb), tofile=_rel(md)
+            )
+        )
+        pytest.fail(f"{_rel(md)} and {_rel(ipynb)} are out of sync: run `make sync`\n{diff}")
+
+
+def test_toc_lists_every_chapter():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    listed = [_strip_suffix(name) for name in _toc_files(toc)]
+    missing_files = [name for name in listed if not any(
+        (ROOT / f"{name}{suffix}").exists() for suffix in (".md", ".ipynb")
+    )]
+    assert not missing_files, f"_toc.yml lists files that do not exist: {missing_files}"
+    pages = {_strip_suffix(_rel(md)) for md in MD_FILES}
+    unlisted = sorted(pages - set(listed))
+    assert not unlisted, f"_toc.yml does not list: {unlisted}"
+    duplicates = sorted({name for name in listed if listed.count(name) > 1})
+    assert not duplicates, f"_toc.yml lists these more than once: {duplicates}"
+
+
+@pytest.mark.parametrize("md", MD_FILES, ids=_rel)
+def test_install_url_matches_config(md):
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    url = config["repository"]["url"].rstrip("/")
+    for found in re.findall(r"git\+(https?://[^\s\"'@#]+)", md.read_text()):
+        assert found.rstrip("/") == url, (
+            f"{_rel(md)} installs from {found}, but _config.yml's repository.url is {url}"
+        )
