@@ -141,6 +141,11 @@ def load_timm_weights(model, state_dict, skip_prefixes=()):
         if names:
             shown = "\n  ".join(names[:20]) + (f"\n  ... and {len(names) - 20} more" if len(names) > 20 else "")
             problems.append(f"{len(names)} {label}:\n  {shown}")
+    if problems and any(name.startswith("patch_embed.") for name in unexpected):
+        problems.append(
+            "These look like an official microsoft/FocalNet checkpoint: rename them to timm's "
+            "names first (timm.models.focalnet.checkpoint_filter_fn does it)."
+        )
     if problems:
         raise ValueError(
             "`state_dict` does not match this FocalNet's config (check embed_dim, depths, "
