@@ -28,18 +28,21 @@ venv: $(STAMP)
 # Reinstalled only when the lock (or pyproject.toml) is newer than the stamp.
 $(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --disable-pip-version-check -r $(LOCK)
-	$(BIN)/python -m pip install --disable-pip-version-check -e . --no-deps
+	$(BIN)/python -m pip install --disable-pip-version-check --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --disable-pip-version-check --quiet -e . --no-deps
 	touch $@
 
 # Both passes run even if the first fails; the target fails if either does.
+PYTEST_TF  := $(BIN)/python -m pytest tests \
+	--nbval-lax --nbval-current-env --nbval-cell-timeout=600 $(wildcard book/*.ipynb)
+PYTEST_JAX := $(BIN)/python -m pytest -m backends tests
+
 test: venv
 	@status=0; \
-	set -x; \
-	$(RUN) KERAS_BACKEND=tensorflow $(BIN)/python -m pytest tests \
-	    --nbval-lax --nbval-current-env --nbval-cell-timeout=600 $(wildcard book/*.ipynb) \
-	    || status=1; \
-	$(RUN) KERAS_BACKEND=jax $(BIN)/python -m pytest -m backends tests || status=1; \
+	echo "KERAS_BACKEND=tensorflow $(PYTEST_TF)"; \
+	$(RUN) KERAS_BACKEND=tensorflow $(PYTEST_TF) || status=1; \
+	echo "KERAS_BACKEND=jax $(PYTEST_JAX)"; \
+	$(RUN) KERAS_BACKEND=jax $(PYTEST_JAX) || status=1; \
 	exit $$status
 
 book: venv
