@@ -34,7 +34,8 @@ def modulation_model(model, blocks=None):
     cache = _SUBMODELS.setdefault(model, {})
     key = tuple(names)
     if key not in cache:
-        cache[key] = keras.Model(model.inputs, {name: outputs[name] for name in names})
+        # Plain dicts: Keras wraps attributes in TrackedDict, which jax.jit rejects as an output.
+        cache[key] = keras.Model(model.inputs, {name: dict(outputs[name]) for name in names})
     return cache[key]
 
 

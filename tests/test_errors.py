@@ -7,6 +7,8 @@ from focaledu import FocalModulation, FocalNet, FocalNetBlock, PatchEmbedding, p
 from focaledu.convert import load_timm_weights
 from focaledu.interpret import modulation_maps
 
+pytestmark = pytest.mark.backends
+
 SMALL = dict(image_size=32, num_classes=4, embed_dim=8, depths=(1, 1), focal_levels=(2, 2), focal_windows=(3, 3))
 
 
