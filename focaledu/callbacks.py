@@ -1,0 +1,202 @@
+"""Keras callbacks for training FocalNets: the modulation monitor and run logs.
+
+* :class:`ModulationMonitor` saves, every ``N`` epochs, a figure of the gates
+  and the modulator of one block on fixed images: the keras.io tutorial's
+  ``TrainMonitor``, but read through :func:`focaledu.interpret.modulation_maps`
+  (the functional graph) instead of tensors stashed on layers.
+* :class:`HistoryJSON` keeps ``history.json`` up to date after every epoch and
+  stays consistent across ``BackupAndRestore`` resumes.
+* :class:`LearningRateLogger` adds the optimizer's current learning rate to
+  the epoch logs (so ``CSVLogger`` and the history record it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+
+__all__ = ["HistoryJSON", "LearningRateLogger", "ModulationMonitor", "modulation_figure", "read_history"]
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds ``learning_rate`` (the rate of the step after this epoch) to the epoch logs.
+
+    Put it before ``CSVLogger``/``History`` consumers in the callback list.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and getattr(self.model, "optimizer", None) is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+def read_history(path, epochs: int | None = None) -> dict:
+    """``history.json`` as ``{"epoch": [...], metric: [...]}``, optionally its first ``epochs`` entries."""
+    try:
+        history = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    if epochs is not None:
+        history = {key: values[:epochs] for key, values in history.items()}
+    return history
+
+
+class HistoryJSON(keras.callbacks.Callback):
+    """Writes the per-epoch logs to ``path`` as JSON after every epoch.
+
+    The file holds columns like ``History.history`` plus ``"epoch"``
+    (0-based, as ``CSVLogger`` writes it). Entries at or after the epoch being
+    written are replaced, so a run resumed by ``BackupAndRestore`` continues
+    the file instead of duplicating or losing epochs. Delete the file to start
+    a fresh history.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = Path(path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        history = read_history(self.path)
+        keep = sum(1 for e in history.get("epoch", []) if e < epoch)
+        history = {key: values[:keep] for key, values in history.items()}
+        row = {"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}}
+        for key in set(history) | set(row):
+            column = history.setdefault(key, [None] * keep)
+            column.append(row.get(key))
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(history, indent=1) + "\n")
+        os.replace(tmp, self.path)
+
+
+# --------------------------------------------------------------------------
+# Modulation monitor
+# --------------------------------------------------------------------------
+
+
+def _default_block(model) -> str:
+    """The last block of the first stage: the finest map that has seen a few blocks."""
+    names = model.block_names
+    first_stage = [name for name in names if name.startswith("layers_0_")]
+    return (first_stage or names)[-1]
+
+
+def modulation_figure(images, maps: dict, title: str | None = None, labels=None):
+    """Image, each gate (upsampled over the image) and the modulator norm, one row per image.
+
+    Args:
+        images: display images ``(B, H, W, 3)``, ``uint8`` or floats in [0, 1].
+        maps: one block's ``{"gates": (B, h, w, L + 1), "modulator": (B, h, w, C)}``
+            as returned by :func:`focaledu.interpret.modulation_maps`.
+        title: figure title.
+        labels: optional caption per image.
+
+    Returns:
+        A Matplotlib ``Figure``.
+    """
+    import matplotlib.pyplot as plt
+
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        images = np.clip(images, 0, 1)
+    gates = np.asarray(maps["gates"], dtype="float32")
+    modulator_norm = np.linalg.norm(np.asarray(maps["modulator"], dtype="float32"), axis=-1)
+    n, levels = gates.shape[0], gates.shape[-1]
+    cols = levels + 2
+    fig, axes = plt.subplots(n, cols, figsize=(1.7 * cols, 1.8 * n + 0.4), squeeze=False)
+    height, width = images.shape[1:3]
+    extent = (-0.5, width - 0.5, height - 0.5, -0.5)
+    for row in range(n):
+        panels = [gates[row, ..., k] for k in range(levels)] + [modulator_norm[row]]
+        names = [f"gate {k}" if k < levels - 1 else f"gate {k} (global)" for k in range(levels)]
+        names.append("|modulator|")
+        axes[row, 0].imshow(images[row])
+        axes[row, 0].set_title(labels[row] if labels is not None else "image", fontsize=8)
+        for col, (panel, name) in enumerate(zip(panels, names), start=1):
+            ax = axes[row, col]
+            ax.imshow(images[row], alpha=1.0)
+            # Bilinear display upsampling of the (h, w) map over the image.
+            ax.imshow(panel, cmap="inferno", alpha=0.65, extent=extent, interpolation="bilinear")
+            ax.set_title(f"{name}\n[{panel.min():.2f}, {panel.max():.2f}]", fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+class ModulationMonitor(keras.callbacks.Callback):
+    """Saves a gates / modulator figure of fixed images every ``every`` epochs.
+
+    Args:
+        images: raw images ``(B, H, W, 3)`` in 0..255 (``uint8`` as in
+            ``ImageDataset``); shown as they are and fed to the model after
+            ``preprocess``.
+        every: save after epochs ``every``, ``2 * every``, ... (1-based).
+        out_dir: where ``modulation_epoch_NNN.png`` files go.
+        block: block name (``model.block_names``); default the last block of
+            the first stage.
+        preprocess: raw images -> model inputs; default ``/255``, CIFAR-10
+            standardisation and resizing to the model's ``image_size`` (as the
+            training pipelines do).
+        labels: optional caption per image.
+        source_label: the data's provenance, put in the figure title.
+
+    ``self.paths`` lists the files written.
+    """
+
+    def __init__(self, images, every=1, out_dir="monitor", block=None, preprocess=None, labels=None,
+                 source_label=None):
+        super().__init__()
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"`images` must have shape (batch, height, width, 3); received {images.shape}.")
+        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+            raise ValueError(f"`every` must be a positive integer; received {every!r}.")
+        self.images = images
+        self.every = every
+        self.out_dir = Path(out_dir)
+        self.block = block
+        self.preprocess = preprocess
+        self.labels = list(labels) if labels is not None else None
+        self.source_label = source_label
+        self.paths: list[Path] = []
+
+    def _inputs(self):
+        if self.preprocess is not None:
+            return np.asarray(self.preprocess(self.images), dtype="float32")
+        from focaledu.training import preprocess_images
+
+        return preprocess_images(self.images, getattr(self.model, "image_size", None))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            self.save(epoch + 1)
+
+    def save(self, epoch: int) -> Path:
+        """Writes the figure for the model's current weights, labelled ``epoch``."""
+        import matplotlib
+
+        if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
+            matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from focaledu.interpret import modulation_maps
+
+        block = self.block or _default_block(self.model)
+        maps = modulation_maps(self.model, self._inputs(), blocks=[block])[block]
+        display = self.images if self.images.dtype == np.uint8 else np.clip(self.images, 0, 255).astype(np.uint8)
+        title = f"{block} after epoch {epoch}"
+        if self.source_label:
+            title += f" ({self.source_label})"
+        fig = modulation_figure(display, maps, title=title, labels=self.labels)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / f"modulation_epoch_{epoch:03d}.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        self.paths.append(path)
+        return path
