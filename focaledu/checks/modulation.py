@@ -1,0 +1,576 @@
+"""Checks for the exercises of chapters 3-5: hierarchical contextualization,
+gated aggregation and the focal modulation block.
+
+Every check compares the learner's function with the library (a
+``focaledu.FocalModulation`` or ``FocalNetBlock`` with fixed random weights, or
+the arithmetic in ``focaledu.receptive``) on several inputs, and names the
+typical mistakes it recognises: a softmax on the gates, a missing GELU, levels
+applied in parallel, a forgotten global level, the wrong kernel formula, ...
+
+    >>> from focaledu import checks
+    >>> checks.kernel_sizes(my_kernel_sizes)
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from focaledu import receptive
+from focaledu.checks._core import compare
+from focaledu.layers import FocalModulation, FocalNetBlock
+
+__all__ = [
+    "kernel_sizes",
+    "receptive_fields",
+    "hierarchical_context",
+    "split_projection",
+    "gated_aggregation",
+    "modulate",
+    "focal_modulation",
+    "focal_block",
+    "modulation_params",
+]
+
+
+def _rng(seed):
+    return np.random.default_rng(seed)
+
+
+def _randomize(layer, seed):
+    """Replaces every weight of a built layer with seeded random values (biases and norms included)."""
+    rng = _rng(seed)
+    for variable in layer.weights:
+        shape = tuple(variable.shape)
+        if len(shape) == 1:  # biases, LayerNorm offsets; LayerNorm scales around 1
+            value = rng.normal(0.0, 0.2, size=shape) + (1.0 if variable.name == "gamma" else 0.0)
+        else:  # Dense (fan_in, out) or depthwise (k, k, C, 1) kernels
+            fan_in = shape[0] * shape[1] if len(shape) == 4 else shape[0]
+            value = rng.normal(0.0, 1.0 / np.sqrt(fan_in), size=shape)
+        variable.assign(value.astype(variable.dtype))
+    return layer
+
+
+def _layer(seed, dim=4, focal_level=2, focal_window=3, focal_factor=2, size=(6, 7), **kwargs):
+    """A built FocalModulation with seeded random weights and a matching seeded input."""
+    layer = FocalModulation(dim, focal_window, focal_level, focal_factor, **kwargs)
+    x = _rng(seed + 100).normal(size=(2, *size, dim)).astype("float32")
+    layer(x)
+    return _randomize(layer, seed), x
+
+
+def _as_array(fn):
+    """Lists of sizes compared as 1-D arrays, so a difference is reported by index."""
+
+    def wrapped(*args):
+        return np.asarray(fn(*args), dtype="float64")
+
+    return wrapped
+
+
+def _compare_sizes(name, fn, reference, cases, mistakes):
+    if not callable(fn):
+        return compare(name, fn, reference, cases)
+    return compare(name, _as_array(fn), _as_array(reference), cases,
+                   [(message, _as_array(wrong)) for message, wrong in mistakes])
+
+
+def _gelu(x, approximate=False):
+    return ops.gelu(x, approximate=approximate)
+
+
+# --------------------------------------------------------------------------
+# Chapter 3: hierarchical contextualization.
+# --------------------------------------------------------------------------
+
+_KERNEL_CASES = [
+    ("focal_level=3, focal_window=3, focal_factor=2", (3, 3, 2)),
+    ("focal_level=2, focal_window=3, focal_factor=2", (2, 3, 2)),
+    ("focal_level=4, focal_window=5, focal_factor=4", (4, 5, 4)),
+    ("focal_level=1, focal_window=7, focal_factor=2", (1, 7, 2)),
+    ("focal_level=3, focal_window=1, focal_factor=0", (3, 1, 0)),
+]
+
+
+def kernel_sizes(fn):
+    """Checks ``fn(focal_level, focal_window, focal_factor) -> [k_1, ..., k_L]``."""
+    mistakes = [
+        (
+            "your levels start at 1 in the formula: the first kernel is focal_window itself, "
+            "k = focal_factor * l + focal_window with l = 0, 1, ..., L - 1 as in the code",
+            lambda L, w, f: [f * (k + 1) + w for k in range(L)],
+        ),
+        (
+            "you swapped focal_window and focal_factor: k = focal_factor * l + focal_window",
+            lambda L, w, f: [w * k + f for k in range(L)],
+        ),
+        (
+            "you returned L + 1 kernels: the global level L + 1 is an average, it has no kernel",
+            lambda L, w, f: [f * k + w for k in range(L + 1)],
+        ),
+        (
+            "your kernels do not grow: each level adds focal_factor to the kernel size",
+            lambda L, w, f: [w] * L,
+        ),
+        (
+            "your kernels grow geometrically (focal_window * focal_factor**l); they grow linearly, "
+            "by focal_factor per level",
+            lambda L, w, f: [w * f**k for k in range(L)],
+        ),
+    ]
+    return _compare_sizes("kernel_sizes", fn, receptive.kernel_sizes, _KERNEL_CASES, mistakes)
+
+
+def receptive_fields(fn):
+    """Checks ``fn(focal_level, focal_window, focal_factor) -> [r_1, ..., r_L]`` (conv levels only)."""
+
+    def reference(L, w, f):
+        return receptive.receptive_fields(L, w, f)[:-1]
+
+    def cumulative(L, w, f, step):
+        sizes, size = [], 1
+        for k in receptive.kernel_sizes(L, w, f):
+            size = step(size, k)
+            sizes.append(size)
+        return sizes
+
+    mistakes = [
+        (
+            "you added the kernel sizes themselves: stacking a k x k convolution widens the "
+            "window by k - 1, so r_l = 1 + sum_{i<=l} (k_i - 1)",
+            lambda L, w, f: cumulative(L, w, f, lambda r, k: r + k if r > 1 else k),
+        ),
+        (
+            "you used each level's own kernel only, as if every level convolved Z^0 in parallel: "
+            "the levels run in sequence, so their reaches add up",
+            lambda L, w, f: receptive.kernel_sizes(L, w, f),
+        ),
+        (
+            "you multiplied the kernel sizes: the reaches add up, r_l = 1 + sum_{i<=l} (k_i - 1)",
+            lambda L, w, f: cumulative(L, w, f, lambda r, k: r * k),
+        ),
+        (
+            "you forgot the + 1 for the centre: r_l = 1 + sum_{i<=l} (k_i - 1)",
+            lambda L, w, f: [r - 1 for r in reference(L, w, f)],
+        ),
+        (
+            "you included the global level: return the L convolutional levels only",
+            lambda L, w, f: receptive.receptive_fields(L, w, f),
+        ),
+    ]
+    return _compare_sizes("receptive_fields", fn, reference, _KERNEL_CASES, mistakes)
+
+
+def _levels_variant(
+    z0,
+    kernels,
+    conv_gelu=True,
+    global_gelu=True,
+    parallel=False,
+    use_global=True,
+    global_from_z0=False,
+    approximate=False,
+    keepdims=True,
+):
+    """Hierarchical contextualization with one switch per typical mistake."""
+    z0 = ops.convert_to_tensor(z0)
+    z, levels = z0, []
+    for kernel in kernels:
+        z = ops.depthwise_conv(z0 if parallel else z, ops.convert_to_tensor(kernel), 1, padding="same")
+        if conv_gelu:
+            z = _gelu(z, approximate)
+        levels.append(z)
+    if use_global:
+        pooled = ops.mean(z0 if global_from_z0 else z, axis=(1, 2), keepdims=keepdims)
+        levels.append(_gelu(pooled, approximate) if global_gelu else pooled)
+    return levels
+
+
+def _context_cases():
+    cases = []
+    for seed, (batch, height, width, dim, sizes) in enumerate(
+        [(2, 6, 7, 4, (3, 5)), (1, 9, 8, 4, (3, 5, 7)), (1, 5, 6, 4, (1, 3))]
+    ):
+        layer, _ = _layer(seed, dim=dim, focal_level=len(sizes), focal_window=sizes[0],
+                          focal_factor=(sizes[1] - sizes[0]) if len(sizes) > 1 else 2, size=(height, width))
+        z0 = _rng(seed + 200).normal(size=(batch, height, width, dim)).astype("float32")
+        kernels = [ops.convert_to_numpy(conv.kernel) for conv in layer.focal_layers]
+        label = f"Z^0 of shape {z0.shape}, kernels {list(sizes)}"
+        cases.append((label, (z0, kernels), layer))
+    return cases
+
+
+def hierarchical_context(fn):
+    """Checks ``fn(z0, kernels) -> [Z^1, ..., Z^L, Z^{L+1}]``.
+
+    ``z0`` is ``(B, H, W, C)``; ``kernels[l]`` is the depthwise kernel
+    ``(k, k, C, 1)`` of level ``l + 1``; ``Z^{L+1}`` has shape ``(B, 1, 1, C)``.
+    The reference is ``focaledu.receptive.levels_from_context`` on a
+    ``FocalModulation`` holding those kernels.
+    """
+    cases = _context_cases()
+    layers = {id(args[0]): layer for _, args, layer in cases}
+
+    def reference(z0, kernels):
+        return receptive.levels_from_context(layers[id(z0)], ops.convert_to_tensor(z0))
+
+    mistakes = [
+        ("you forgot the GELU after each depthwise convolution: Z^l = GELU(DWConv_l(Z^(l-1)))",
+         lambda z, k: _levels_variant(z, k, conv_gelu=False)),
+        ("your global level has no GELU: Z^(L+1) = GELU(mean_hw Z^L)",
+         lambda z, k: _levels_variant(z, k, global_gelu=False)),
+        ("you applied the levels in parallel, each to Z^0: they run in sequence, level l "
+         "convolves Z^(l-1)", lambda z, k: _levels_variant(z, k, parallel=True)),
+        ("you forgot the global level Z^(L+1) = GELU(mean_hw Z^L) at the end of the list",
+         lambda z, k: _levels_variant(z, k, use_global=False)),
+        ("your global level averages Z^0: it averages the last level Z^L",
+         lambda z, k: _levels_variant(z, k, global_from_z0=True)),
+        ("you used the tanh approximation of GELU (keras.ops.gelu's default): the official "
+         "code uses the exact form, keras.ops.gelu(x, approximate=False)",
+         lambda z, k: _levels_variant(z, k, approximate=True)),
+        ("your global level lost its spatial axes: keep them, shape (B, 1, 1, C) "
+         "(keepdims=True), so it broadcasts over every position",
+         lambda z, k: _levels_variant(z, k, keepdims=False)),
+    ]
+    return compare("hierarchical_context", fn, reference, [c[:2] for c in cases], mistakes)
+
+
+# --------------------------------------------------------------------------
+# Chapter 4: gated aggregation.
+# --------------------------------------------------------------------------
+
+
+def _projection_cases():
+    cases = []
+    for seed, (dim, level) in enumerate([(4, 2), (4, 3), (4, 1)]):
+        layer, x = _layer(seed, dim=dim, focal_level=level)
+        kernel, bias = (ops.convert_to_numpy(w) for w in (layer.f.kernel, layer.f.bias))
+        label = f"x of shape {x.shape}, focal_level={level}"
+        cases.append((label, (x, kernel, bias, level), layer))
+    return cases
+
+
+def split_projection(fn):
+    """Checks ``fn(x, kernel, bias, focal_level) -> (q, z0, gates)``.
+
+    ``kernel`` ``(C, 2C + L + 1)`` and ``bias`` are the weights of the linear
+    layer ``f``; the reference is ``focaledu.receptive.split_projection``.
+    """
+    cases = _projection_cases()
+    layers = {id(args[0]): layer for _, args, layer in cases}
+
+    def reference(x, kernel, bias, level):
+        return list(receptive.split_projection(layers[id(x)], x))
+
+    def variant(x, kernel, bias, level, order=("q", "z", "g"), use_bias=True, gate_fn=None):
+        p = np.asarray(x) @ kernel + (bias if use_bias else 0)
+        dim = x.shape[-1]
+        sizes = {"q": dim, "z": dim, "g": level + 1}
+        parts, start = {}, 0
+        for name in order:
+            parts[name] = p[..., start : start + sizes[name]]
+            start += sizes[name]
+        if gate_fn is not None:
+            parts["g"] = gate_fn(parts["g"])
+        return [parts["q"], parts["z"], parts["g"]]
+
+    def softmax(g):
+        e = np.exp(g - g.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+    mistakes = [
+        ("you swapped q and Z^0: f(x) splits into [q, Z^0, gates] = [C, C, L + 1] channels",
+         lambda *a: variant(*a, order=("z", "q", "g"))),
+        ("you took the gates from the front: f(x) splits into [q, Z^0, gates], gates last",
+         lambda *a: variant(*a, order=("g", "q", "z"))),
+        ("you applied a softmax to the gates: the official gates are the raw outputs of f",
+         lambda *a: variant(*a, gate_fn=softmax)),
+        ("you applied a sigmoid to the gates: the official gates are the raw outputs of f",
+         lambda *a: variant(*a, gate_fn=lambda g: 1 / (1 + np.exp(-g)))),
+        ("you forgot the bias of f", lambda *a: variant(*a, use_bias=False)),
+    ]
+    return compare("split_projection", fn, reference, [c[:2] for c in cases], mistakes)
+
+
+def _aggregate(levels, gates, normalize=False, gate_fn=None, use_global=True, use_gates=True,
+               reverse=False, divide=None):
+    gates = ops.convert_to_tensor(gates)
+    if gate_fn is not None:
+        gates = gate_fn(gates)
+    count = len(levels)
+    total = 0
+    for index, level in enumerate(levels if use_global else levels[:-1]):
+        g = count - 1 - index if reverse else index
+        weight = gates[..., g : g + 1] if use_gates else 1.0
+        total = total + ops.convert_to_tensor(level) * weight
+    divide = normalize if divide is None else divide
+    return total / count if divide else total
+
+
+def _aggregation_cases():
+    cases = []
+    for seed, (dim, level, normalize) in enumerate([(4, 2, False), (4, 3, False), (4, 2, True), (4, 1, True)]):
+        layer, x = _layer(seed, dim=dim, focal_level=level, normalize_modulator=normalize)
+        # h = identity and no bias, so the layer's "modulator" output is Z^out itself.
+        layer.h.set_weights([np.eye(dim, dtype="float32"), np.zeros(dim, "float32")])
+        _, _, gates = receptive.split_projection(layer, x)
+        levels = [ops.convert_to_numpy(z) for z in receptive.context_levels(layer, x)]
+        label = f"{level + 1} levels of shape {levels[0].shape}, normalize={normalize}"
+        cases.append((label, (levels, ops.convert_to_numpy(gates), normalize), (layer, x)))
+    return cases
+
+
+def gated_aggregation(fn):
+    """Checks ``fn(levels, gates, normalize=False) -> Z_out = sum_l G^l * Z^l`` (divided by
+    ``L + 1`` when ``normalize``).
+
+    The reference is the modulator of a ``FocalModulation`` whose ``h`` is the
+    identity, on the input that produced ``levels`` and ``gates``.
+    """
+    cases = _aggregation_cases()
+    inputs = {id(args[1]): layer_x for _, args, layer_x in cases}
+
+    def reference(levels, gates, normalize):
+        layer, x = inputs[id(gates)]
+        return layer(x, return_modulation=True)[1]["modulator"]
+
+    mistakes = [
+        ("you applied a softmax to the gates: the official code multiplies by the raw gates "
+         "(a softmax would force the levels to compete and sum to 1)",
+         lambda l, g, n: _aggregate(l, g, n, gate_fn=lambda t: ops.softmax(t, axis=-1))),
+        ("you applied a sigmoid to the gates: the official gates are raw, unbounded numbers",
+         lambda l, g, n: _aggregate(l, g, n, gate_fn=ops.sigmoid)),
+        ("you forgot the global level: the sum runs over l = 1, ..., L + 1",
+         lambda l, g, n: _aggregate(l, g, n, use_global=False)),
+        ("you ignored the gates: each level is multiplied by its own gate G^l before the sum",
+         lambda l, g, n: _aggregate(l, g, n, use_gates=False)),
+        ("you divided by L + 1: that is what normalize_modulator=True does, and it is off here",
+         lambda l, g, n: _aggregate(l, g, n, divide=True)),
+        ("you did not divide by L + 1 although normalize=True (normalize_modulator)",
+         lambda l, g, n: _aggregate(l, g, n, divide=False)),
+        ("your gates are in reverse order: gate l (channel l - 1) weights level l, the last "
+         "gate weights the global level", lambda l, g, n: _aggregate(l, g, n, reverse=True)),
+    ]
+    return compare("gated_aggregation", fn, reference, [c[:2] for c in cases], mistakes)
+
+
+def _modulate_cases():
+    cases = []
+    for seed, dim in enumerate([4, 4, 4]):
+        layer, x = _layer(seed, dim=dim)
+        q, _, _ = receptive.split_projection(layer, x)
+        z_out = _rng(seed + 300).normal(size=x.shape).astype("float32")
+        kernel, bias = (ops.convert_to_numpy(w) for w in (layer.h.kernel, layer.h.bias))
+        label = f"q and Z_out of shape {x.shape}"
+        cases.append((label, (ops.convert_to_numpy(q), z_out, kernel, bias), layer))
+    return cases
+
+
+def modulate(fn):
+    """Checks ``fn(q, z_out, h_kernel, h_bias) -> q * h(z_out)``, ``h`` the linear layer."""
+    cases = _modulate_cases()
+    layers = {id(args[0]): layer for _, args, layer in cases}
+
+    def reference(q, z_out, kernel, bias):
+        return q * layers[id(q)].h(z_out)
+
+    mistakes = [
+        ("you added the modulator to the query: focal modulation multiplies, y = q * M",
+         lambda q, z, k, b: q + (z @ k + b)),
+        ("you forgot h: the modulator is M = h(Z_out) = Z_out W + b, a channel-mixing linear map",
+         lambda q, z, k, b: q * z),
+        ("you forgot the bias of h", lambda q, z, k, b: q * (z @ k)),
+        ("you returned the modulator M: the output is q * M", lambda q, z, k, b: z @ k + b),
+        ("you squashed the modulator with a sigmoid: the official code uses M as it is",
+         lambda q, z, k, b: q / (1 + np.exp(-(z @ k + b)))),
+        ("you multiplied by the transposed kernel: h(z) = z @ kernel + bias",
+         lambda q, z, k, b: q * (z @ k.T + b)),
+    ]
+    return compare("modulate", fn, reference, [c[:2] for c in cases], mistakes)
+
+
+# --------------------------------------------------------------------------
+# Chapter 5: the focal modulation block.
+# --------------------------------------------------------------------------
+
+
+def _modulation_variant(
+    layer,
+    x,
+    gate_fn=None,
+    conv_gelu=True,
+    global_gelu=True,
+    parallel=False,
+    use_global=True,
+    use_proj=True,
+    combine="multiply",
+    normalize=None,
+    approximate=False,
+):
+    """A FocalModulation forward pass through the layer's own sub-layers, one switch per mistake."""
+    q, z0, gates = receptive.split_projection(layer, ops.convert_to_tensor(x))
+    if gate_fn is not None:
+        gates = gate_fn(gates)
+    z, total = z0, 0
+    for index, conv in enumerate(layer.focal_layers):
+        z = conv(z0 if parallel else z)
+        if conv_gelu:
+            z = _gelu(z, approximate)
+        total = total + z * gates[..., index : index + 1]
+    if use_global:
+        pooled = ops.mean(z, axis=(1, 2), keepdims=True)
+        pooled = _gelu(pooled, approximate) if global_gelu else pooled
+        total = total + pooled * gates[..., layer.focal_level :]
+    normalize = layer.normalize_modulator if normalize is None else normalize
+    if normalize:
+        total = total / (layer.focal_level + 1)
+    modulator = layer.h(total)
+    y = q * modulator if combine == "multiply" else q + modulator
+    if layer.ln is not None:
+        y = layer.ln(y)
+    return layer.proj(y) if use_proj else y
+
+
+def _modulation_cases():
+    configs = [
+        dict(dim=4, focal_level=2, focal_window=3, focal_factor=2),
+        dict(dim=4, focal_level=3, focal_window=3, focal_factor=2, size=(9, 8)),
+        dict(dim=4, focal_level=2, focal_window=3, focal_factor=2, normalize_modulator=True),
+        dict(dim=4, focal_level=1, focal_window=5, focal_factor=4, bias=False),
+    ]
+    cases = []
+    for seed, config in enumerate(configs):
+        layer, x = _layer(seed, **config)
+        described = ", ".join(f"{k}={v}" for k, v in config.items() if k not in ("dim", "size"))
+        cases.append((f"FocalModulation(dim={layer.dim}, {described}) on x of shape {x.shape}", (layer, x)))
+    return cases
+
+
+def focal_modulation(fn):
+    """Checks ``fn(layer, x) -> layer(x)`` for a ``FocalModulation`` rebuilt from its sub-layers.
+
+    The learner may use ``layer.f``, ``layer.focal_layers``, ``layer.h``,
+    ``layer.proj`` and ``layer.normalize_modulator`` (``use_postln_in_modulation``
+    is off in every case).
+    """
+
+    def reference(layer, x):
+        return layer(x)
+
+    def mistake(**switches):
+        return lambda layer, x: _modulation_variant(layer, x, **switches)
+
+    mistakes = [
+        ("you applied a softmax to the gates: the official gates are raw",
+         mistake(gate_fn=lambda g: ops.softmax(g, axis=-1))),
+        ("you forgot the GELU after each depthwise convolution", mistake(conv_gelu=False)),
+        ("your global level has no GELU: Z^(L+1) = GELU(mean_hw Z^L)", mistake(global_gelu=False)),
+        ("you applied the levels in parallel to Z^0: level l convolves Z^(l-1)", mistake(parallel=True)),
+        ("you forgot the global level", mistake(use_global=False)),
+        ("you forgot the output projection proj after q * M", mistake(use_proj=False)),
+        ("you added q and the modulator: focal modulation multiplies, q * M", mistake(combine="add")),
+        ("you ignored layer.normalize_modulator: when it is True, divide the aggregated context by L + 1",
+         mistake(normalize=False)),
+        ("you divided by L + 1 although layer.normalize_modulator is False", mistake(normalize=True)),
+        ("you used the tanh approximation of GELU: use keras.ops.gelu(x, approximate=False)",
+         mistake(approximate=True)),
+    ]
+    return compare("focal_modulation", fn, reference, _modulation_cases(), mistakes)
+
+
+def _block_cases():
+    cases = []
+    for seed, (dim, level, size) in enumerate([(4, 2, (6, 6)), (4, 3, (8, 5))]):
+        block = FocalNetBlock(dim, focal_level=level, mlp_ratio=2.0)
+        x = _rng(seed + 400).normal(size=(2, *size, dim)).astype("float32")
+        block(x)
+        _randomize(block, seed)
+        cases.append((f"FocalNetBlock(dim={dim}, focal_level={level}) on x of shape {x.shape}", (block, x)))
+    return cases
+
+
+def _block_variant(block, x, pre_norm=True, post_norm=False, residual_1=True, residual_2=True,
+                   mlp_norm="norm2"):
+    shortcut = ops.convert_to_tensor(x)
+    y = block.norm1(shortcut) if pre_norm else shortcut
+    y = block.modulation(y)
+    if post_norm:
+        y = block.norm1(y)
+    x = shortcut + y if residual_1 else y
+    if post_norm:
+        branch = block.norm2(block.mlp(x))
+    else:
+        norm = {"norm2": block.norm2, "norm1": block.norm1, None: lambda t: t}[mlp_norm]
+        branch = block.mlp(norm(x))
+    return x + branch if residual_2 else branch
+
+
+def focal_block(fn):
+    """Checks ``fn(block, x) -> block(x)`` for a pre-norm ``FocalNetBlock`` (no layer scale, no dropout).
+
+    The learner may use ``block.norm1``, ``block.modulation``, ``block.norm2`` and ``block.mlp``.
+    """
+
+    def reference(block, x):
+        return block(x)
+
+    mistakes = [
+        ("there is no LayerNorm before the modulation, as in the keras.io tutorial: the "
+         "official block normalises before both branches, x + modulation(norm1(x))",
+         lambda b, x: _block_variant(b, x, pre_norm=False)),
+        ("you normalised after each branch (post-norm, use_postln=True): the default block is "
+         "pre-norm, x + modulation(norm1(x))", lambda b, x: _block_variant(b, x, pre_norm=False, post_norm=True)),
+        ("you forgot the residual connection around the modulation",
+         lambda b, x: _block_variant(b, x, residual_1=False)),
+        ("you forgot the residual connection around the MLP",
+         lambda b, x: _block_variant(b, x, residual_2=False)),
+        ("you used norm1 before the MLP: each branch has its own LayerNorm, norm2 for the MLP",
+         lambda b, x: _block_variant(b, x, mlp_norm="norm1")),
+        ("there is no LayerNorm before the MLP: x + mlp(norm2(x))",
+         lambda b, x: _block_variant(b, x, mlp_norm=None)),
+    ]
+    return compare("focal_block", fn, reference, _block_cases(), mistakes, atol=1e-4, rtol=1e-4)
+
+
+_PARAM_CASES = [
+    ("dim=96, focal_level=2, focal_window=3, focal_factor=2", (96, 2, 3, 2)),
+    ("dim=64, focal_level=3, focal_window=3, focal_factor=2", (64, 3, 3, 2)),
+    ("dim=32, focal_level=1, focal_window=5, focal_factor=4", (32, 1, 5, 4)),
+    ("dim=128, focal_level=4, focal_window=3, focal_factor=2", (128, 4, 3, 2)),
+]
+
+
+def _params_variant(dim, level, window, factor, dw=True, dw_bias=False, gates=None, proj=True,
+                    biases=True, square=True):
+    kernels = receptive.kernel_sizes(level, window, factor)
+    gates = level + 1 if gates is None else gates
+    f_out = 2 * dim + gates
+    total = dim * f_out + dim * dim + (dim * dim if proj else 0)
+    if biases:
+        total += f_out + dim + (dim if proj else 0)
+    if dw:
+        total += dim * sum(k * k if square else k for k in kernels) + (dim * level if dw_bias else 0)
+    return total
+
+
+def modulation_params(fn):
+    """Checks ``fn(dim, focal_level, focal_window, focal_factor) -> int``, the number of
+    parameters of ``FocalModulation(dim, focal_window, focal_level, focal_factor)``."""
+
+    def reference(dim, level, window, factor):
+        # Equal to FocalModulation(dim, window, level, factor).count_params() (tested).
+        return receptive.modulation_cost(dim, 1, 1, level, window, factor)["params"]
+
+    mistakes = [
+        ("you forgot the depthwise kernels: dim * k_l^2 weights per level",
+         lambda *a: _params_variant(*a, dw=False)),
+        ("you gave the depthwise convolutions biases: the official ones have none (bias=False)",
+         lambda *a: _params_variant(*a, dw_bias=True)),
+        ("f has 2 * dim + L + 1 outputs (one gate per level, global included); you used L gates",
+         lambda *a: _params_variant(*a, gates=a[1])),
+        ("you forgot the output projection proj (dim * dim + dim)",
+         lambda *a: _params_variant(*a, proj=False)),
+        ("you forgot the biases of f, h and proj", lambda *a: _params_variant(*a, biases=False)),
+        ("a depthwise k x k kernel has k^2 weights per channel, not k",
+         lambda *a: _params_variant(*a, square=False)),
+    ]
+    return compare("modulation_params", fn, reference, _PARAM_CASES, mistakes)

@@ -1,0 +1,264 @@
+"""Receptive fields of hierarchical contextualization, analytic and measured.
+
+Conventions (as in the paper and in ``focaledu.FocalModulation``):
+
+* the convolutional levels are ``l = 1 .. L`` (``L = focal_level``) and the
+  global level is ``L + 1``; ``Z^0`` is the linear projection of the input;
+* the code numbers the convolutions from 0: level ``l`` uses
+  ``focal_layers[l - 1]``, whose kernel is ``focal_factor * (l - 1) + focal_window``;
+* level ``l`` sees a square window of ``r_l = 1 + sum_{i <= l} (k_i - 1)``
+  tokens around a position (stacked stride-1 convolutions of odd kernels with
+  "same" padding), cut off at the border; the global level sees everything.
+
+Besides the arithmetic, this module reads the intermediate quantities of a real
+layer (``split_projection``, ``context_levels``), measures receptive fields
+from gradients (``empirical_receptive_field_mask``) and counts parameters and
+multiply-accumulates of focal modulation and self-attention.
+"""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from focaledu import _validate
+from focaledu.layers import gelu
+
+
+def kernel_sizes(focal_level, focal_window=3, focal_factor=2):
+    """Kernel sizes ``[k_1, ..., k_L]`` with ``k_l = focal_factor * (l - 1) + focal_window``.
+
+    The same list as ``FocalModulation(...).kernel_sizes``.
+    """
+    focal_level = _validate.positive_int("focal_level", focal_level)
+    focal_window = _validate.odd_int("focal_window", focal_window)
+    focal_factor = _validate.even_int("focal_factor", focal_factor)
+    return [focal_factor * k + focal_window for k in range(focal_level)]
+
+
+def receptive_fields(focal_level, focal_window=3, focal_factor=2, patch_size=1):
+    """Side lengths ``[r_1, ..., r_L, inf]`` of the square each level sees.
+
+    ``r_l = 1 + sum_{i <= l} (k_i - 1)`` tokens; times ``patch_size`` pixels
+    when the tokens are non-overlapping ``patch_size`` x ``patch_size`` patches.
+    The last entry, the global level ``L + 1``, is ``math.inf``: it averages
+    the whole feature map, whatever its size.
+    """
+    patch_size = _validate.positive_int("patch_size", patch_size)
+    sizes, size = [], 1
+    for kernel in kernel_sizes(focal_level, focal_window, focal_factor):
+        size += kernel - 1
+        sizes.append(size * patch_size)
+    return sizes + [math.inf]
+
+
+def _pixel(pixel, height, width):
+    try:
+        row, col = (int(v) for v in pixel)
+    except (TypeError, ValueError):
+        raise ValueError(f"`pixel` must be a (row, column) pair of ints; received pixel={pixel!r}.") from None
+    if not (0 <= row < height and 0 <= col < width):
+        raise ValueError(
+            f"`pixel`={tuple(pixel)!r} lies outside the {height}x{width} image "
+            f"(rows 0..{height - 1}, columns 0..{width - 1})."
+        )
+    return row, col
+
+
+def receptive_field_mask(height, width, pixel, focal_level, focal_window=3, focal_factor=2, patch_size=1):
+    """Which input positions each level can see from ``pixel``.
+
+    Args:
+        height, width: size of the image (in pixels; divisible by ``patch_size``).
+        pixel: ``(row, column)`` of the chosen position, in pixels.
+        focal_level, focal_window, focal_factor: as in ``FocalModulation``.
+        patch_size: pixels per token side (the patch embedding's stride); 1 when
+            the layer works on the image grid itself.
+
+    Returns:
+        A boolean array ``(L + 1, height, width)``: entry ``l - 1`` is the window
+        of level ``l`` around the token that contains ``pixel``, clipped at the
+        border, in whole patches; the last entry (the global level) is all True.
+    """
+    height = _validate.positive_int("height", height)
+    width = _validate.positive_int("width", width)
+    patch_size = _validate.positive_int("patch_size", patch_size)
+    if height % patch_size or width % patch_size:
+        raise ValueError(
+            f"`height` and `width` must be divisible by `patch_size`={patch_size}; "
+            f"received {height}x{width}."
+        )
+    row, col = _pixel(pixel, height, width)
+    token_row, token_col = row // patch_size, col // patch_size
+    sizes = receptive_fields(focal_level, focal_window, focal_factor)
+    masks = np.zeros((len(sizes), height, width), dtype=bool)
+    for level, size in enumerate(sizes[:-1]):
+        radius = size // 2
+        top = max(token_row - radius, 0) * patch_size
+        bottom = min(token_row + radius + 1, height // patch_size) * patch_size
+        left = max(token_col - radius, 0) * patch_size
+        right = min(token_col + radius + 1, width // patch_size) * patch_size
+        masks[level, top:bottom, left:right] = True
+    masks[-1] = True
+    return masks
+
+
+# --------------------------------------------------------------------------
+# The intermediate quantities of a real FocalModulation layer.
+# --------------------------------------------------------------------------
+
+
+def _built(layer, x):
+    if not layer.built:
+        layer(x)  # builds every sub-layer with the right shapes
+    return layer
+
+
+def split_projection(layer, x):
+    """``q, Z^0, G = split(f(x))`` of a ``FocalModulation``: ``(B,H,W,C)``, ``(B,H,W,C)``, ``(B,H,W,L+1)``."""
+    _built(layer, x)
+    q, context, gates = ops.split(layer.f(x), [layer.dim, 2 * layer.dim], axis=-1)
+    return q, context, gates
+
+
+def levels_from_context(layer, context):
+    """``[Z^1, ..., Z^L, Z^{L+1}]`` from ``Z^0`` with the layer's depthwise kernels.
+
+    ``Z^l = GELU(DWConv_l(Z^{l-1}))`` in sequence, then the global level
+    ``Z^{L+1} = GELU(mean_{h,w} Z^L)`` of shape ``(B, 1, 1, C)``.
+    """
+    levels = []
+    for focal_layer in layer.focal_layers:
+        context = gelu(focal_layer(context))
+        levels.append(context)
+    levels.append(gelu(ops.mean(context, axis=(1, 2), keepdims=True)))
+    return levels
+
+
+def context_levels(layer, x):
+    """``[Z^1, ..., Z^L, Z^{L+1}]`` of a ``FocalModulation`` on input ``x`` ``(B, H, W, C)``."""
+    _, context, _ = split_projection(layer, x)
+    return levels_from_context(layer, context)
+
+
+def _input_gradients(fn, x):
+    """Gradient of ``fn(x)`` (a scalar) with respect to ``x``, on the current backend."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = fn(x)
+        return tape.gradient(value, x)
+    if backend == "jax":
+        import jax
+
+        return jax.grad(fn)(x)
+    if backend == "torch":
+        import torch
+
+        x = torch.as_tensor(x, device=keras.backend.convert_to_tensor(0.0).device).requires_grad_(True)
+        (gradient,) = torch.autograd.grad(fn(x), x)
+        return gradient
+    raise NotImplementedError(
+        f"empirical_receptive_field_mask needs gradients, which the {backend!r} backend "
+        "does not provide; use tensorflow, jax or torch."
+    )
+
+
+def empirical_receptive_field_mask(layer, height, width, pixel, seed=0):
+    """Measures which inputs each level of a real ``FocalModulation`` sees from ``pixel``.
+
+    For every level ``l`` the gradient of ``sum_c Z^l[pixel, c]`` with respect to
+    a random input ``x`` is taken; the level sees exactly the positions where it
+    is not zero (outside the window no path exists, so the gradient is exactly
+    0). Compare with ``receptive_field_mask(..., patch_size=1)``.
+
+    Args:
+        layer: a ``focaledu.FocalModulation`` (built or not).
+        height, width: size of the token grid to probe.
+        pixel: ``(row, column)`` token.
+        seed: seed of the random input.
+
+    Returns:
+        A boolean array ``(L + 1, height, width)``.
+    """
+    height = _validate.positive_int("height", height)
+    width = _validate.positive_int("width", width)
+    row, col = _pixel(pixel, height, width)
+    x = np.random.default_rng(seed).normal(size=(1, height, width, layer.dim)).astype("float32")
+    _built(layer, x)
+    masks = []
+    for level in range(layer.focal_level + 1):
+
+        def response(inputs, level=level):
+            z = context_levels(layer, inputs)[level]
+            if level == layer.focal_level:  # the global level is one vector per image
+                return ops.sum(z)
+            return ops.sum(z[0, row, col, :])
+
+        gradient = ops.convert_to_numpy(_input_gradients(response, x))
+        masks.append(np.any(gradient[0] != 0, axis=-1))
+    return np.stack(masks)
+
+
+# --------------------------------------------------------------------------
+# Cost: parameters and multiply-accumulates (MACs) per image.
+# --------------------------------------------------------------------------
+
+
+def modulation_cost(dim, height, width, focal_level, focal_window=3, focal_factor=2, bias=True):
+    """Parameters and MACs of one ``FocalModulation`` on a ``height`` x ``width`` token grid.
+
+    MACs count the linear maps ``f``, ``h``, ``proj`` (``N * C * out``), the
+    depthwise convolutions (``N * C * k^2`` each), the gating products
+    (``N * C * (L + 1)``) and ``q * M`` (``N * C``); the global average,
+    GELUs and biases are left out. Papers, FocalNet's included, report these
+    as "FLOPs".
+
+    Returns:
+        ``{"params": int, "macs": int}``; ``params`` equals ``count_params()``
+        of ``FocalModulation(dim, focal_window, focal_level, focal_factor, bias)``.
+    """
+    dim = _validate.positive_int("dim", dim)
+    tokens = _validate.positive_int("height", height) * _validate.positive_int("width", width)
+    kernels = kernel_sizes(focal_level, focal_window, focal_factor)
+    levels = len(kernels) + 1
+    f_out = 2 * dim + levels
+    params = (
+        dim * f_out + (f_out if bias else 0)  # f
+        + dim * sum(k * k for k in kernels)  # depthwise convolutions, no bias
+        + dim * dim + (dim if bias else 0)  # h
+        + dim * dim + dim  # proj (always with bias)
+    )
+    macs = tokens * (
+        dim * f_out + dim * sum(k * k for k in kernels) + dim * levels + 2 * dim * dim + dim
+    )
+    return {"params": int(params), "macs": int(macs)}
+
+
+def attention_cost(dim, height, width, bias=True):
+    """Parameters and MACs of multi-head self-attention over ``height * width`` tokens.
+
+    ``qkv`` and ``proj`` are ``4 * C^2`` weights (+ ``4 * C`` biases) whatever
+    the number of heads; MACs are ``4 N C^2`` for them plus ``2 N^2 C`` for
+    ``Q K^T`` and ``A V`` (softmax left out).
+    """
+    dim = _validate.positive_int("dim", dim)
+    tokens = _validate.positive_int("height", height) * _validate.positive_int("width", width)
+    params = 4 * dim * dim + (3 * dim if bias else 0) + dim
+    macs = 4 * tokens * dim * dim + 2 * tokens * tokens * dim
+    return {"params": int(params), "macs": int(macs)}
+
+
+def block_cost(mixer_cost, dim, height, width, mlp_ratio=4.0):
+    """Adds the rest of a pre-norm Transformer block (two LayerNorms, the MLP) to a mixer's cost."""
+    dim = _validate.positive_int("dim", dim)
+    tokens = _validate.positive_int("height", height) * _validate.positive_int("width", width)
+    hidden = int(dim * mlp_ratio)
+    params = mixer_cost["params"] + 2 * 2 * dim + dim * hidden + hidden + hidden * dim + dim
+    macs = mixer_cost["macs"] + 2 * tokens * dim * hidden
+    return {"params": int(params), "macs": int(macs)}
