@@ -1,0 +1,326 @@
+"""How a token mixer's cost grows with the number of tokens.
+
+``measure_mixer`` runs a layer on inputs of growing size and records, for each
+token count ``N``:
+
+* **time**: the median wall-clock time of a compiled forward pass
+  (``tf.function`` on TensorFlow, ``jax.jit`` on JAX, eager elsewhere), after a
+  warm-up call that traces and compiles it. Timings depend on the machine and
+  its load; compare slopes, not absolute numbers.
+* **memory**: the size in bytes of the *largest single tensor* the forward pass
+  creates from its input, read from the traced computation graph (TensorFlow's
+  graph or JAX's jaxpr), not estimated by hand. It is a lower bound on the peak
+  memory of the pass (weights and other live tensors come on top) and it is
+  what grows fastest: for self-attention it is the ``B * heads * N * N`` score
+  matrix. Process-level numbers (RSS, ``tracemalloc``) are not used: TensorFlow
+  and XLA allocate outside Python and reuse memory pools, so they say little
+  about one call.
+
+``fit_power_law`` fits ``cost = a * N**p`` in log-log space and
+``plot_scaling`` draws the measurements with their fitted slopes.
+"""
+
+from dataclasses import dataclass, field
+import math
+import statistics
+import time
+
+import keras
+import numpy as np
+
+
+def score_matrix_bytes(batch, heads, tokens, bytes_per_value=4):
+    """Bytes of the attention weights ``(batch, heads, tokens, tokens)``: ``B * h * N^2`` values."""
+    return batch * heads * tokens**2 * bytes_per_value
+
+
+@dataclass
+class MixerCost:
+    """Measurements of one mixer at several token counts (arrays aligned with ``tokens``)."""
+
+    name: str
+    width: int
+    batch: int
+    tokens: np.ndarray
+    seconds: np.ndarray  # median forward time
+    largest_bytes: np.ndarray  # largest intermediate tensor; NaN where it could not be traced
+    largest_shapes: list = field(default_factory=list)
+    backend: str = ""
+
+    def time_slope(self, min_tokens=None):
+        """Log-log slope of time against tokens (fitted on ``tokens >= min_tokens``)."""
+        return fit_power_law(self.tokens, self.seconds, min_n=min_tokens)
+
+    def memory_slope(self, min_tokens=None):
+        """Log-log slope of the largest intermediate's bytes against tokens."""
+        return fit_power_law(self.tokens, self.largest_bytes, min_n=min_tokens)
+
+    def table(self):
+        """A plain-text table of the measurements."""
+        rows = [f"{self.name} (width {self.width}, batch {self.batch}, {self.backend})",
+                f"{'tokens':>8} {'time (ms)':>10} {'largest tensor':>16}  shape"]
+        for n, t, b, shape in zip(self.tokens, self.seconds, self.largest_bytes, self.largest_shapes):
+            size = "n/a" if np.isnan(b) else _format_bytes(b)
+            rows.append(f"{int(n):>8} {1e3 * t:>10.2f} {size:>16}  {shape}")
+        return "\n".join(rows)
+
+    def __str__(self):
+        return self.table()
+
+
+def measure_mixer(
+    layer_factory,
+    token_counts,
+    width,
+    batch=1,
+    repeats=5,
+    warmup=1,
+    layout="grid",
+    name=None,
+    seed=0,
+):
+    """Times a token mixer and sizes its largest intermediate as the token count grows.
+
+    Args:
+        layer_factory: ``layer_factory(width)`` returns a fresh Keras layer, e.g.
+            ``lambda dim: MultiHeadSelfAttention(dim, num_heads=4)`` or
+            ``lambda dim: FocalModulation(dim, focal_window=3, focal_level=2)``.
+        token_counts: the token counts ``N`` to measure, increasing.
+        width: channels ``C`` of the input.
+        batch: batch size ``B``.
+        repeats: timed calls per token count; the median is kept.
+        warmup: untimed calls first (the first one traces and compiles).
+        layout: ``"grid"``: inputs ``(B, sqrt(N), sqrt(N), C)``, so every ``N``
+            must be a perfect square; ``"tokens"``: inputs ``(B, N, C)``.
+        name: label for tables and plots; the layer's class name by default.
+        seed: seed of the random inputs.
+
+    Returns:
+        A ``MixerCost``.
+    """
+    if layout not in ("grid", "tokens"):
+        raise ValueError(f"`layout` must be 'grid' or 'tokens'; received layout={layout!r}.")
+    token_counts = [int(n) for n in token_counts]
+    if not token_counts or min(token_counts) < 1:
+        raise ValueError(f"`token_counts` must be positive integers; received {token_counts!r}.")
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"Need repeats >= 1 and warmup >= 0; received repeats={repeats}, warmup={warmup}.")
+    rng = np.random.default_rng(seed)
+    seconds, largest, shapes = [], [], []
+    for n in token_counts:
+        if layout == "grid":
+            side = math.isqrt(n)
+            if side * side != n:
+                raise ValueError(
+                    f"With layout='grid' every token count must be a perfect square (a side x side "
+                    f"feature map); received {n}. Use layout='tokens' for (batch, N, channels) inputs."
+                )
+            shape = (batch, side, side, width)
+        else:
+            shape = (batch, n, width)
+        x = rng.normal(size=shape).astype("float32")
+        layer = layer_factory(width)
+        layer(x)  # build the weights
+        forward = _compiled_forward(layer)
+        for _ in range(warmup):
+            _sync(forward(x))
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            _sync(forward(x))
+            times.append(time.perf_counter() - start)
+        seconds.append(statistics.median(times))
+        size, tensor_shape = largest_intermediate(layer, x)
+        largest.append(np.nan if size is None else size)
+        shapes.append(tensor_shape)
+        name = name or type(layer).__name__
+    return MixerCost(
+        name=name,
+        width=width,
+        batch=batch,
+        tokens=np.asarray(token_counts),
+        seconds=np.asarray(seconds),
+        largest_bytes=np.asarray(largest, dtype="float64"),
+        largest_shapes=shapes,
+        backend=keras.backend.backend(),
+    )
+
+
+def _compiled_forward(layer):
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(lambda x: layer(x, training=False))
+    if backend == "jax":
+        import jax
+
+        trainable = [v.value for v in layer.trainable_variables]
+        non_trainable = [v.value for v in layer.non_trainable_variables]
+        step = jax.jit(lambda tv, ntv, x: layer.stateless_call(tv, ntv, x, training=False)[0])
+        return lambda x: step(trainable, non_trainable, x)
+    return lambda x: layer(x, training=False)
+
+
+def _sync(outputs):
+    # JAX dispatches asynchronously: wait for the result before stopping the clock.
+    keras.tree.map_structure(keras.ops.convert_to_numpy, outputs)
+
+
+def largest_intermediate(layer, x):
+    """``(bytes, shape)`` of the largest tensor computed from ``x`` in ``layer(x)``.
+
+    Read from TensorFlow's traced graph or JAX's jaxpr; tensors that depend
+    only on the weights (e.g. a transposed kernel) are not counted, nor is
+    ``x`` itself. Returns ``(None, None)`` on other backends.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return _largest_in_tf_graph(layer, x)
+    if backend == "jax":
+        return _largest_in_jaxpr(layer, x)
+    return None, None
+
+
+def _largest_in_tf_graph(layer, x):
+    import tensorflow as tf
+
+    function = tf.function(lambda t: layer(t, training=False))
+    graph = function.get_concrete_function(tf.TensorSpec(x.shape, x.dtype)).graph
+    inputs = {t.ref() for t in graph.inputs if t.dtype != tf.resource}
+    # Walk forward from the input so that weight-only tensors are left out.
+    frontier, seen = list(inputs), set(inputs)
+    best = (0, None)
+    while frontier:
+        tensor = frontier.pop().deref()
+        for op in tensor.consumers():
+            for out in op.outputs:
+                if out.ref() in seen or out.dtype == tf.resource:
+                    continue
+                seen.add(out.ref())
+                frontier.append(out.ref())
+                if out.shape.is_fully_defined():
+                    size = out.shape.num_elements() * out.dtype.size
+                    best = max(best, (size, tuple(out.shape.as_list())), key=lambda b: b[0])
+    return best
+
+
+def _largest_in_jaxpr(layer, x):
+    import jax
+
+    trainable = [v.value for v in layer.trainable_variables]
+    non_trainable = [v.value for v in layer.non_trainable_variables]
+    closed = jax.make_jaxpr(
+        lambda tv, ntv, t: layer.stateless_call(tv, ntv, t, training=False)[0]
+    )(trainable, non_trainable, x)
+    jaxpr = closed.jaxpr
+    n_weights = len(jax.tree_util.tree_leaves((trainable, non_trainable)))
+    return _largest_in_jaxpr_body(jaxpr, dependent=[False] * n_weights + [True], best=(0, None))
+
+
+def _largest_in_jaxpr_body(jaxpr, dependent, best):
+    live = {var for var, dep in zip(jaxpr.invars, dependent) if dep}
+    for eqn in jaxpr.eqns:
+        # Literals (inline constants) never depend on the input.
+        uses_input = [type(v).__name__ != "Literal" and v in live for v in eqn.invars]
+        if not any(uses_input):
+            continue
+        for out in eqn.outvars:
+            live.add(out)
+            aval = out.aval
+            if hasattr(aval, "shape") and hasattr(aval, "dtype"):
+                size = math.prod(aval.shape) * aval.dtype.itemsize
+                best = max(best, (size, tuple(aval.shape)), key=lambda b: b[0])
+        # Nested computations (jit, custom_jvp, ...) can hold larger temporaries.
+        for param in eqn.params.values():
+            sub = getattr(param, "jaxpr", param)
+            if hasattr(sub, "eqns") and hasattr(sub, "invars"):
+                mapping = uses_input if len(sub.invars) == len(uses_input) else [True] * len(sub.invars)
+                best = _largest_in_jaxpr_body(sub, mapping, best)
+    return best
+
+
+def fit_power_law(n, cost, min_n=None, return_prefactor=False):
+    """Fits ``cost = a * n**p`` by least squares on ``log cost`` against ``log n``.
+
+    Args:
+        n: sizes (positive).
+        cost: measurements; non-positive or NaN entries are ignored.
+        min_n: fit only the points with ``n >= min_n`` (fixed overheads
+            flatten the curve at small sizes).
+        return_prefactor: also return ``a``.
+
+    Returns:
+        The slope ``p`` (2.0 for a quadratic cost), or ``(p, a)``.
+    """
+    n = np.asarray(n, dtype="float64")
+    cost = np.asarray(cost, dtype="float64")
+    if n.shape != cost.shape or n.ndim != 1:
+        raise ValueError(f"`n` and `cost` must be 1-D and aligned; received shapes {n.shape} and {cost.shape}.")
+    keep = (n > 0) & np.isfinite(cost) & (cost > 0)
+    if min_n is not None:
+        keep &= n >= min_n
+    if keep.sum() < 2:
+        raise ValueError("Need at least two positive measurements to fit a power law.")
+    slope, intercept = np.polyfit(np.log(n[keep]), np.log(cost[keep]), 1)
+    return (float(slope), float(np.exp(intercept))) if return_prefactor else float(slope)
+
+
+def plot_scaling(costs, min_tokens=None, axes=None, title=None):
+    """Log-log plots of time and largest-tensor memory against tokens, with fitted slopes.
+
+    Args:
+        costs: a ``MixerCost`` or a list of them (e.g. attention and focal modulation).
+        min_tokens: fit the slopes on ``tokens >= min_tokens`` only; the fitted
+            line is drawn over that range.
+        axes: two Matplotlib axes to draw on; a new figure by default.
+        title: figure title (say where the numbers come from).
+
+    Returns:
+        The figure.
+    """
+    import matplotlib.pyplot as plt
+
+    if isinstance(costs, MixerCost):
+        costs = [costs]
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    else:
+        fig = axes[0].figure
+    panels = [
+        ("seconds", "forward time (s)", "median forward time"),
+        ("largest_bytes", "bytes", "largest intermediate tensor"),
+    ]
+    for ax, (attr, ylabel, panel_title) in zip(axes, panels):
+        for index, cost in enumerate(costs):
+            values = getattr(cost, attr)
+            if not np.isfinite(values).any():
+                continue
+            color = f"C{index}"
+            keep = cost.tokens >= (min_tokens or 0)
+            try:
+                slope, prefactor = fit_power_law(cost.tokens, values, min_n=min_tokens, return_prefactor=True)
+                label = f"{cost.name}: slope {slope:.2f}"
+            except ValueError:
+                slope = None
+                label = cost.name
+            ax.loglog(cost.tokens, values, "o", color=color, label=label)
+            if slope is not None:
+                grid = np.geomspace(cost.tokens[keep].min(), cost.tokens[keep].max(), 50)
+                ax.loglog(grid, prefactor * grid**slope, "--", color=color, linewidth=1)
+        ax.set_xlabel("tokens N")
+        ax.set_ylabel(ylabel)
+        ax.set_title(panel_title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _format_bytes(size):
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
