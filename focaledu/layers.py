@@ -95,8 +95,8 @@ class PatchEmbedding(layers.Layer):
 
     def compute_output_shape(self, input_shape):
         batch, height, width, _ = input_shape
-        size = lambda s: None if s is None else s // self.patch_size  # noqa: E731
-        return (batch, size(height), size(width), self.embed_dim)
+        height, width = (None if s is None else s // self.patch_size for s in (height, width))
+        return (batch, height, width, self.embed_dim)
 
     def get_config(self):
         config = super().get_config()
@@ -320,10 +320,6 @@ class FocalNetBlock(layers.Layer):
         self.drop_path = layers.Dropout(self.drop_path_rate, noise_shape=(None, 1, 1, 1), name="drop_path")
         self.norm2 = layer_norm("norm2")
         self.mlp = Mlp(self.dim, int(self.dim * self.mlp_ratio), drop=self.drop_rate, name="mlp")
-
-    @property
-    def focal_level(self):
-        return self.modulation.focal_level
 
     def build(self, input_shape):
         if len(input_shape) != 4 or input_shape[-1] != self.dim:
