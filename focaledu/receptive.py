@@ -156,7 +156,7 @@ def _input_gradients(fn, x):
     if backend == "jax":
         import jax
 
-        return jax.grad(fn)(x)
+        return jax.jit(jax.grad(fn))(x)
     if backend == "torch":
         import torch
 
@@ -172,10 +172,10 @@ def _input_gradients(fn, x):
 def empirical_receptive_field_mask(layer, height, width, pixel, seed=0):
     """Measures which inputs each level of a real ``FocalModulation`` sees from ``pixel``.
 
-    For every level ``l`` the gradient of ``sum_c Z^l[pixel, c]`` with respect to
-    a random input ``x`` is taken; the level sees exactly the positions where it
-    is not zero (outside the window no path exists, so the gradient is exactly
-    0). Compare with ``receptive_field_mask(..., patch_size=1)``.
+    For every level ``l`` the gradient of ``sum_c Z^l[pixel, c]`` (of
+    ``sum Z^{L+1}`` for the global level) with respect to a random input ``x`` is
+    taken; the level sees exactly the positions where it is not zero (outside
+    the window no path exists, so the gradient is exactly 0). Compare with ``receptive_field_mask(..., patch_size=1)``.
 
     Args:
         layer: a ``focaledu.FocalModulation`` (built or not).
@@ -189,20 +189,25 @@ def empirical_receptive_field_mask(layer, height, width, pixel, seed=0):
     height = _validate.positive_int("height", height)
     width = _validate.positive_int("width", width)
     row, col = _pixel(pixel, height, width)
+    levels = layer.focal_level + 1
     x = np.random.default_rng(seed).normal(size=(1, height, width, layer.dim)).astype("float32")
     _built(layer, x)
-    masks = []
-    for level in range(layer.focal_level + 1):
+    # One copy of the input per level: copy l is read out at level l, so a
+    # single gradient gives every level's mask (the images of a batch never mix).
+    x = np.repeat(x, levels, axis=0)
+    pick = np.zeros((levels, levels), dtype="float32")
+    np.fill_diagonal(pick, 1.0)
 
-        def response(inputs, level=level):
-            z = context_levels(layer, inputs)[level]
-            if level == layer.focal_level:  # the global level is one vector per image
-                return ops.sum(z)
-            return ops.sum(z[0, row, col, :])
+    def response(inputs):
+        total = 0.0
+        for level, z in enumerate(context_levels(layer, inputs)):
+            if level < levels - 1:
+                z = z[:, row, col, :]
+            total = total + ops.sum(ops.reshape(z, (levels, -1)) * pick[:, level : level + 1])
+        return total
 
-        gradient = ops.convert_to_numpy(_input_gradients(response, x))
-        masks.append(np.any(gradient[0] != 0, axis=-1))
-    return np.stack(masks)
+    gradient = ops.convert_to_numpy(_input_gradients(response, x))
+    return np.any(gradient != 0, axis=-1)
 
 
 # --------------------------------------------------------------------------
