@@ -5,7 +5,7 @@ given) and returns the ``Figure``; none calls ``plt.show()``. Images are
 ``(H, W, 3)`` floats in [0, 1] or uint8.
 
 * receptive fields: ``receptive_field_overlay``, ``receptive_field_figure``,
-  ``receptive_field_grid``, ``growth_curves``;
+  ``receptive_field_grid``, ``receptive_field_maps``, ``growth_curves``;
 * gates and modulators: ``modulation_overlay`` (the keras.io tutorial's
   picture: the image, each gate map stretched over it, the modulator),
   ``modulator_overlay``;
@@ -138,6 +138,39 @@ def receptive_field_grid(image, settings, pixel, patch_size=1, ncols=None, supti
         ax.axis("off")
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
+    return fig
+
+
+def receptive_field_maps(gradients, masks=None, pixel=None, titles=None, cmap="viridis"):
+    """Measured receptive fields: one panel per level of ``log10 |dZ^l[pixel] / dX|``.
+
+    Args:
+        gradients: ``(L + 1, H, W)`` from ``receptive.receptive_field_gradients``.
+        masks: the analytic windows ``(L + 1, H, W)``; each is outlined in red.
+        pixel: ``(row, column)``, marked with a cross.
+        titles: one title per level; "level l: n positions" by default.
+    """
+    gradients = np.asarray(gradients, dtype="float64")
+    levels = len(gradients)
+    fig, axes = plt.subplots(1, levels, figsize=(2.6 * levels, 2.9), squeeze=False, layout="constrained")
+    for level, ax in enumerate(axes[0]):
+        grad = gradients[level]
+        seen = grad > 0
+        shown = np.full(grad.shape, np.nan)
+        shown[seen] = np.log10(grad[seen])
+        image = ax.imshow(shown, cmap=cmap)
+        ax.set_facecolor("#f0f0f0")
+        if masks is not None and not np.all(masks[level]):
+            top, bottom, left, right = _bounds(masks[level])
+            ax.add_patch(patches.Rectangle((left - 0.5, top - 0.5), right - left + 1, bottom - top + 1,
+                                           fill=False, edgecolor="red", linewidth=1.5))
+        if pixel is not None:
+            ax.plot(pixel[1], pixel[0], marker="x", color="red", markersize=6)
+        default = f"level {level + 1}" + (" (global)" if level == levels - 1 else "")
+        ax.set_title(titles[level] if titles else f"{default}: {int(seen.sum())} positions", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(image, ax=ax, shrink=0.75, label="log10 |gradient|" if level == levels - 1 else None)
     return fig
 
 

@@ -12,7 +12,7 @@ Conventions (as in the paper and in ``focaledu.FocalModulation``):
 
 Besides the arithmetic, this module reads the intermediate quantities of a real
 layer (``split_projection``, ``context_levels``), measures receptive fields
-from gradients (``empirical_receptive_field_mask``) and counts parameters and
+from gradients (``receptive_field_gradients``, ``empirical_receptive_field_mask``) and counts parameters and
 multiply-accumulates of focal modulation and self-attention.
 """
 
@@ -169,13 +169,14 @@ def _input_gradients(fn, x):
     )
 
 
-def empirical_receptive_field_mask(layer, height, width, pixel, seed=0):
-    """Measures which inputs each level of a real ``FocalModulation`` sees from ``pixel``.
+def receptive_field_gradients(layer, height, width, pixel, seed=0):
+    """How strongly each input position moves each level at ``pixel`` of a real ``FocalModulation``.
 
     For every level ``l`` the gradient of ``sum_c Z^l[pixel, c]`` (of
-    ``sum Z^{L+1}`` for the global level) with respect to a random input ``x`` is
-    taken; the level sees exactly the positions where it is not zero (outside
-    the window no path exists, so the gradient is exactly 0). Compare with ``receptive_field_mask(..., patch_size=1)``.
+    ``sum Z^{L+1}`` for the global level) with respect to a random input ``x``
+    ``(1, height, width, dim)`` is taken and its absolute value summed over
+    channels. Outside the level's window no path exists, so the gradient there
+    is exactly 0; inside, its size shows the *effective* receptive field.
 
     Args:
         layer: a ``focaledu.FocalModulation`` (built or not).
@@ -184,7 +185,7 @@ def empirical_receptive_field_mask(layer, height, width, pixel, seed=0):
         seed: seed of the random input.
 
     Returns:
-        A boolean array ``(L + 1, height, width)``.
+        A float array ``(L + 1, height, width)``.
     """
     height = _validate.positive_int("height", height)
     width = _validate.positive_int("width", width)
@@ -193,10 +194,9 @@ def empirical_receptive_field_mask(layer, height, width, pixel, seed=0):
     x = np.random.default_rng(seed).normal(size=(1, height, width, layer.dim)).astype("float32")
     _built(layer, x)
     # One copy of the input per level: copy l is read out at level l, so a
-    # single gradient gives every level's mask (the images of a batch never mix).
+    # single gradient gives every level's map (the images of a batch never mix).
     x = np.repeat(x, levels, axis=0)
-    pick = np.zeros((levels, levels), dtype="float32")
-    np.fill_diagonal(pick, 1.0)
+    pick = np.eye(levels, dtype="float32")
 
     def response(inputs):
         total = 0.0
@@ -207,7 +207,19 @@ def empirical_receptive_field_mask(layer, height, width, pixel, seed=0):
         return total
 
     gradient = ops.convert_to_numpy(_input_gradients(response, x))
-    return np.any(gradient != 0, axis=-1)
+    return np.abs(gradient).sum(axis=-1)
+
+
+def empirical_receptive_field_mask(layer, height, width, pixel, seed=0):
+    """Measures which inputs each level of a real ``FocalModulation`` sees from ``pixel``.
+
+    The positions where ``receptive_field_gradients`` is not zero. Compare with
+    ``receptive_field_mask(height, width, pixel, ..., patch_size=1)``.
+
+    Returns:
+        A boolean array ``(L + 1, height, width)``.
+    """
+    return receptive_field_gradients(layer, height, width, pixel, seed) != 0
 
 
 # --------------------------------------------------------------------------

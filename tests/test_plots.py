@@ -94,3 +94,18 @@ def test_curves_stop_at_overflow():
     exploded = [line for line in ax.get_lines() if line.get_label() == "explodes"][0]
     np.testing.assert_array_equal(exploded.get_ydata(), [1, 10])
     assert len(ax.get_lines()) == 3  # two curves and the end marker
+
+
+def test_receptive_field_maps_outline_the_analytic_window():
+    gradients = np.zeros((3, 9, 9))
+    gradients[0, 3:6, 3:6] = 1.0
+    gradients[1, 1:8, 1:8] = 0.1
+    gradients[2] = 0.01
+    masks = receptive.receptive_field_mask(9, 9, (4, 4), 2)
+    fig = plots.receptive_field_maps(gradients, masks, pixel=(4, 4))
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in axes] == [
+        "level 1: 9 positions", "level 2: 49 positions", "level 3 (global): 81 positions"]
+    assert [len(ax.patches) for ax in axes] == [1, 1, 0]  # no outline for the global level
+    shown = axes[0].get_images()[0].get_array()
+    assert np.ma.is_masked(shown[0, 0]) and shown[4, 4] == 0.0
