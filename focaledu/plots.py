@@ -8,7 +8,7 @@ given) and returns the ``Figure``; none calls ``plt.show()``. Images are
   ``receptive_field_grid``, ``receptive_field_maps``, ``growth_curves``;
 * gates and modulators: ``modulation_overlay`` (the keras.io tutorial's
   picture: the image, each gate map stretched over it, the modulator),
-  ``modulator_overlay``;
+  ``modulator_overlay``, ``modulator_figure``, ``channel_norm_maps``;
 * experiments: ``curves``.
 """
 
@@ -226,6 +226,52 @@ def modulator_overlay(image, modulator, ax=None, title="modulator", reduce="norm
     image = _image(image)
     fig, ax = _axes(ax, (4, 4))
     _overlay(ax, image, _reduce_channels(modulator, reduce), title, cmap=cmap)
+    return fig
+
+
+def modulator_figure(image, modulator, title="modulator", reduce="norm", cmap="inferno"):
+    """Two panels: the modulator reduced over channels over ``image``, and alone with a colour bar.
+
+    The plain function behind ``focaledu.widgets.gate_explorer``.
+    """
+    image = _image(image)
+    values = _reduce_channels(modulator, reduce)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.8), layout="constrained")
+    _overlay(left, image, values, "over the image", cmap=cmap)
+    shown = right.imshow(values, cmap=cmap)
+    right.set_title("||M|| per token" if reduce == "norm" else "mean of M per token", fontsize=9)
+    right.axis("off")
+    fig.colorbar(shown, ax=right, shrink=0.8)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def channel_norm_maps(maps, titles=None, image=None, suptitle=None, reduce="norm", cmap="inferno", shared=True):
+    """One panel per ``(h, w, C)`` map, reduced over channels (over ``image`` when given).
+
+    E.g. the context levels ``Z^1 .. Z^{L+1}`` of one image; a ``(1, 1, C)``
+    map (the global level) is shown as one flat colour. With ``shared`` all
+    panels use one colour scale, so their magnitudes compare.
+    """
+    maps = [np.asarray(m) for m in maps]
+    reduced = [_reduce_channels(values, reduce) for values in maps]
+    scale = {}
+    if shared:
+        scale = dict(vmin=min(float(r.min()) for r in reduced), vmax=max(float(r.max()) for r in reduced))
+    fig, axes = plt.subplots(1, len(maps), figsize=(2.6 * len(maps), 2.9), squeeze=False, layout="constrained")
+    for index, (ax, values) in enumerate(zip(axes[0], reduced)):
+        title = titles[index] if titles else f"map {index + 1}"
+        if image is not None:
+            shown = ax.imshow(_image(image))
+            ax.imshow(values, cmap=cmap, alpha=0.6, extent=shown.get_extent(), interpolation="bilinear", **scale)
+        else:
+            shown = ax.imshow(values, cmap=cmap, **scale)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    if shared and image is None:
+        fig.colorbar(shown, ax=list(axes[0]), shrink=0.8)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
     return fig
 
 

@@ -134,9 +134,8 @@ def gate_explorer(layer, x, image, max_weight=2.0, reduce="norm", index=0):
         weights = [slider.value for slider in sliders]
         modulator = ops.convert_to_numpy(modulator_with_gates(layer, x, weights))[index]
         described = ", ".join(f"{w:g}" for w in weights)
-        fig = plots.modulator_overlay(image, modulator, title=f"modulator, gate weights ({described})",
-                                      reduce=reduce)
-        fig.set_size_inches(5, 5)
+        fig = plots.modulator_figure(image, modulator, title=f"modulator, gate weights ({described})",
+                                     reduce=reduce)
         _show(output, fig)
 
     for slider in sliders:

@@ -109,3 +109,17 @@ def test_receptive_field_maps_outline_the_analytic_window():
     assert [len(ax.patches) for ax in axes] == [1, 1, 0]  # no outline for the global level
     shown = axes[0].get_images()[0].get_array()
     assert np.ma.is_masked(shown[0, 0]) and shown[4, 4] == 0.0
+
+
+def test_modulator_figure_and_channel_norm_maps():
+    modulator = np.random.default_rng(3).normal(size=(8, 10, 6))
+    fig = plots.modulator_figure(IMAGE, modulator, title="weights (1, 1, 1)")
+    assert fig._suptitle.get_text() == "weights (1, 1, 1)"
+    np.testing.assert_allclose(fig.axes[1].get_images()[0].get_array(), np.linalg.norm(modulator, axis=-1),
+                               rtol=1e-5)
+    levels = [modulator, modulator[::2, ::2], modulator.mean(axis=(0, 1), keepdims=True)]
+    fig = plots.channel_norm_maps(levels, titles=["Z1", "Z2", "Z3"], suptitle="levels")
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["Z1", "Z2", "Z3"]  # and a colour bar
+    assert fig.axes[2].get_images()[0].get_array().shape == (1, 1)
+    fig = plots.channel_norm_maps(levels[:1], image=IMAGE, reduce="mean")
+    assert len(fig.axes[0].get_images()) == 2

@@ -77,4 +77,4 @@ def test_gate_explorer_redraws(drawn):
     shown = drawn[-1].axes[0].get_images()[1].get_array()
     np.testing.assert_allclose(shown, np.linalg.norm(modulator[0], axis=-1), rtol=1e-4)
     box.sliders[1].value = 0.0
-    assert len(drawn) == 2 and "(1, 0, 1)" in drawn[-1].axes[0].get_title()
+    assert len(drawn) == 2 and "(1, 0, 1)" in drawn[-1]._suptitle.get_text()
