@@ -18,9 +18,12 @@ from focaledu.attention import (
     to_keras_mha,
 )
 from focaledu.checks import attention as attention_checks
-from layer_checks import check_layer, random_inputs
+from layer_checks import check_layer, constructor_args, random_inputs
 
-pytestmark = pytest.mark.backends
+# Most tests are backend-agnostic and also run on JAX (`make test`); the
+# heaviest (full layer round trips with jit training) run once, on TensorFlow,
+# where each compiles in a fraction of the time.
+backends = pytest.mark.backends
 
 
 def numpy_attention(q, k, v, mask=None):
@@ -39,6 +42,7 @@ def to_numpy(x):
 # --- scaled_dot_product_attention -----------------------------------------------------
 
 
+@backends
 @pytest.mark.parametrize("q_shape, k_shape, d_v", [((4, 8), (4, 8), 8), ((3, 4), (5, 4), 6), ((2, 2, 5, 8), (2, 2, 7, 8), 3)])
 def test_sdpa_matches_numpy(q_shape, k_shape, d_v):
     q, k = random_inputs(q_shape, seed=0), random_inputs(k_shape, seed=1)
@@ -50,6 +54,7 @@ def test_sdpa_matches_numpy(q_shape, k_shape, d_v):
     np.testing.assert_allclose(to_numpy(weights).sum(-1), 1.0, atol=1e-6)
 
 
+@backends
 def test_sdpa_mask_blocks_keys():
     q, k, v = (random_inputs((5, 4), seed=s) for s in range(3))
     causal = np.tril(np.ones((5, 5), bool))
@@ -59,6 +64,7 @@ def test_sdpa_mask_blocks_keys():
     np.testing.assert_allclose(to_numpy(out)[0], v[0], atol=1e-6)  # the first token sees only itself
 
 
+@backends
 def test_split_and_merge_heads():
     x = np.arange(2 * 3 * 6, dtype="float32").reshape(2, 3, 6)
     heads = to_numpy(split_heads(x, 3))
@@ -74,13 +80,17 @@ def test_split_and_merge_heads():
     "kwargs, input_shape, weights",
     [
         (dict(dim=8, num_heads=2), (2, 5, 8), 8),
-        (dict(dim=6, num_heads=3, qkv_bias=False, attn_drop=0.1, proj_drop=0.1), (1, 2, 3, 6), 5),
+        pytest.param(
+            dict(dim=6, num_heads=3, qkv_bias=False, attn_drop=0.1, proj_drop=0.1), (1, 2, 3, 6), 5,
+            marks=backends,
+        ),
     ],
 )
 def test_mhsa_layer(kwargs, input_shape, weights, tmp_path):
     check_layer(MultiHeadSelfAttention, kwargs, input_shape, input_shape, weights, tmp_path)
 
 
+@backends
 @pytest.mark.parametrize("num_heads, input_shape", [(1, (2, 6, 8)), (2, (2, 6, 8)), (4, (2, 3, 4, 8))])
 def test_mhsa_equals_keras_multi_head_attention(num_heads, input_shape):
     keras.utils.set_random_seed(0)
@@ -97,6 +107,7 @@ def test_mhsa_equals_keras_multi_head_attention(num_heads, input_shape):
     )
 
 
+@backends
 def test_mhsa_is_the_library_attention_per_head():
     keras.utils.set_random_seed(1)
     x = random_inputs((1, 5, 4))
@@ -107,6 +118,7 @@ def test_mhsa_is_the_library_attention_per_head():
     np.testing.assert_allclose(to_numpy(y), to_numpy(expected), atol=1e-6)
 
 
+@backends
 def test_mhsa_errors():
     with pytest.raises(ValueError, match="must divide `dim`"):
         MultiHeadSelfAttention(10, 3)
@@ -128,6 +140,19 @@ def test_self_attention_block(tmp_path):
     check_layer(SelfAttentionBlock, kwargs, (2, 3, 4, 8), (2, 3, 4, 8), 18, tmp_path)
 
 
+@backends
+def test_block_config_covers_every_argument():
+    block = SelfAttentionBlock(
+        8, num_heads=2, mlp_ratio=2.0, qkv_bias=False, drop=0.1, attn_drop=0.2, drop_path=0.3,
+        use_layerscale=True, layerscale_value=0.5,
+    )
+    config = block.get_config()
+    assert not [name for name in constructor_args(SelfAttentionBlock) if name not in config]
+    assert SelfAttentionBlock.from_config(config).get_config() == config
+    assert config["attn_drop"] == 0.2 and config["qkv_bias"] is False
+
+
+@backends
 def test_block_is_pre_norm_attention_then_mlp():
     keras.utils.set_random_seed(2)
     x = random_inputs((1, 2, 3, 8))
@@ -142,6 +167,7 @@ def test_block_is_pre_norm_attention_then_mlp():
     assert block.count_params() == 32 + 288 + 280
 
 
+@backends
 def test_block_swaps_with_focalnet_block():
     inputs = keras.Input((4, 4, 8))
     for block in (SelfAttentionBlock(8, 2), FocalNetBlock(8)):
@@ -153,6 +179,7 @@ def test_block_swaps_with_focalnet_block():
 # --- Chapter 2 toys -------------------------------------------------------------------
 
 
+@backends
 def test_self_attention_1d_is_sdpa_of_projections():
     x, wq, wk, wv = (random_inputs(s, seed=i) for i, s in enumerate([(5, 4), (4, 3), (4, 3), (4, 2)]))
     y, weights = self_attention_1d(x, wq, wk, wv, return_weights=True)
@@ -161,6 +188,7 @@ def test_self_attention_1d_is_sdpa_of_projections():
     np.testing.assert_allclose(to_numpy(weights), expected_weights, atol=1e-6)
 
 
+@backends
 def test_focal_modulation_1d_by_hand():
     x = np.array([[1, 0], [0, 1], [0, 0]], "float32")
     eye = np.eye(2, dtype="float32")
@@ -170,6 +198,7 @@ def test_focal_modulation_1d_by_hand():
     np.testing.assert_allclose(to_numpy(y), [[0.75, 0], [0, 5 / 6], [0, 0]], atol=1e-6)
 
 
+@backends
 def test_focal_toy_local_context_is_keras_depthwise_conv():
     z = random_inputs((1, 7, 3))
     kernel = random_inputs((5, 3), seed=1)
@@ -182,6 +211,7 @@ def test_focal_toy_local_context_is_keras_depthwise_conv():
     np.testing.assert_allclose(to_numpy(m), local + local.mean(0), atol=1e-5)
 
 
+@backends
 def test_focal_aggregation_matrix_reproduces_the_modulator():
     kernel = np.array([0.1, 0.5, 0.2], "float32")
     z = random_inputs((6, 3))
@@ -199,12 +229,14 @@ def test_focal_aggregation_matrix_reproduces_the_modulator():
 # --- exercise checks ------------------------------------------------------------------
 
 
+@backends
 @pytest.mark.parametrize("name", sorted(attention_checks.REFERENCES))
 def test_check_accepts_the_reference(name):
     result = getattr(checks, name)(attention_checks.REFERENCES[name])
     assert result, result.message
 
 
+@backends
 @pytest.mark.parametrize(
     "name, message, wrong",
     [(name, message, wrong) for name, pairs in attention_checks.MISTAKES.items() for message, wrong in pairs],
@@ -216,6 +248,7 @@ def test_check_names_each_mistake(name, message, wrong):
     assert result.message.startswith(message), result.message
 
 
+@backends
 def test_checks_recognise_keras_ops_solutions():
     def naive_softmax(x):
         e = ops.exp(x)
@@ -232,6 +265,7 @@ def test_checks_recognise_keras_ops_solutions():
     assert checks.scaled_dot_product_attention(scaled_dot_product_attention)
 
 
+@backends
 def test_checks_report_stubs_and_unknown_errors():
     def stub(x):
         raise NotImplementedError("subtract the row maximum first")
