@@ -43,7 +43,9 @@ def to_numpy(x):
 
 
 @backends
-@pytest.mark.parametrize("q_shape, k_shape, d_v", [((4, 8), (4, 8), 8), ((3, 4), (5, 4), 6), ((2, 2, 5, 8), (2, 2, 7, 8), 3)])
+@pytest.mark.parametrize(
+    "q_shape, k_shape, d_v", [((4, 8), (4, 8), 8), ((3, 4), (5, 4), 6), ((2, 2, 5, 8), (2, 2, 7, 8), 3)]
+)
 def test_sdpa_matches_numpy(q_shape, k_shape, d_v):
     q, k = random_inputs(q_shape, seed=0), random_inputs(k_shape, seed=1)
     v = random_inputs(k_shape[:-1] + (d_v,), seed=2)
