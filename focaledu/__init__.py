@@ -1,5 +1,6 @@
 """focaledu: Focal Modulation Networks, as an executable course and a small Keras 3 library."""
 
+from focaledu.attention import MultiHeadSelfAttention, SelfAttentionBlock
 from focaledu.layers import FocalModulation, FocalNetBlock, Mlp, PatchEmbedding
 from focaledu.model import PRESETS, FocalNet, list_presets, preset_config
 
@@ -10,8 +11,10 @@ __all__ = [
     "FocalNet",
     "FocalNetBlock",
     "Mlp",
+    "MultiHeadSelfAttention",
     "PatchEmbedding",
     "PRESETS",
+    "SelfAttentionBlock",
     "list_presets",
     "preset_config",
 ]
