@@ -104,6 +104,7 @@ def main(argv=None):
         "ratio": results[0]["images_per_second"] / results[1]["images_per_second"],
         "ratio_meaning": "TF jit_compile=False images/s divided by TF jit_compile=True images/s",
         "smoke": args.smoke,
+        "notes": "one run of each case on a CPU shared with other jobs (see machine.load_average_1min)",
         **training.run_info(" ".join([Path(sys.executable).name, *sys.argv])),
     }
     out.mkdir(parents=True, exist_ok=True)

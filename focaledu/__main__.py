@@ -22,7 +22,6 @@ epoch (``out/backup``).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shlex
 import sys
@@ -178,12 +177,11 @@ def _train(args, argv) -> int:
         test_per_class=args.test_per_class,
         monitor_every=args.monitor_every,
         augment=False if args.no_augment else None,
+        global_clipnorm=args.clipnorm,  # 0 switches clipping off
     )
     model_overrides = {k: v for k, v in (("embed_dim", args.embed_dim), ("depths", args.depths)) if v is not None}
     try:
         recipe = training.recipe(args.profile, **overrides)
-        if args.clipnorm is not None:
-            recipe = dataclasses.replace(recipe, global_clipnorm=args.clipnorm or None)
     except ValueError as err:
         return _fail(str(err), EXIT_USAGE)
     command = shlex.join(["python", "-m", "focaledu", *argv])

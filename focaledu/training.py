@@ -109,10 +109,12 @@ class Recipe:
             most half of a run that is too short for it.
         weight_decay: decoupled AdamW weight decay.
         beta_1, beta_2, epsilon: AdamW moments and epsilon (1e-8 as FocalNet).
-        global_clipnorm: clip the global gradient norm (None: no clipping).
+        global_clipnorm: clip the global gradient norm (None or 0: no clipping).
         label_smoothing: for ``CategoricalCrossentropy``.
         no_weight_decay: variable-name patterns excluded from weight decay.
         augment: padded random crop + horizontal flip.
+        deterministic_data: run the augmentation map sequentially, so a seed
+            reproduces the batches (False: parallel, faster on many cores).
         validation_split: last fraction of the training set held out.
         train_per_class, test_per_class: use only the first ``n`` images of
             each class (None: all), for quick runs.
@@ -139,6 +141,7 @@ class Recipe:
     label_smoothing: float = 0.1
     no_weight_decay: tuple[str, ...] = NO_WEIGHT_DECAY
     augment: bool = True
+    deterministic_data: bool = True
     validation_split: float = 0.1
     train_per_class: int | None = None
     test_per_class: int | None = None
@@ -151,9 +154,11 @@ class Recipe:
         _check(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", self.epochs, "a positive integer")
         _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", self.batch_size,
                "a positive integer")
-        for name in ("learning_rate", "warmup_learning_rate", "min_learning_rate"):
-            _check(_number(getattr(self, name)) and getattr(self, name) > 0, name, getattr(self, name),
-                   "a positive number")
+        _check(_number(self.learning_rate) and self.learning_rate > 0, "learning_rate", self.learning_rate,
+               "a positive number")
+        for name in ("warmup_learning_rate", "min_learning_rate"):
+            _check(_number(getattr(self, name)) and getattr(self, name) >= 0, name, getattr(self, name),
+                   "a number >= 0")
         _check(self.min_learning_rate <= self.learning_rate, "min_learning_rate", self.min_learning_rate,
                f"at most learning_rate={self.learning_rate}")
         _check(self.warmup_learning_rate <= self.learning_rate, "warmup_learning_rate",
@@ -164,8 +169,8 @@ class Recipe:
                "a number >= 0")
         _check(_number(self.label_smoothing) and 0 <= self.label_smoothing < 1, "label_smoothing",
                self.label_smoothing, "in [0, 1)")
-        _check(self.global_clipnorm is None or (_number(self.global_clipnorm) and self.global_clipnorm > 0),
-               "global_clipnorm", self.global_clipnorm, "a positive number or None")
+        _check(self.global_clipnorm is None or (_number(self.global_clipnorm) and self.global_clipnorm >= 0),
+               "global_clipnorm", self.global_clipnorm, "a number >= 0 or None")
         _check(_number(self.validation_split) and 0 <= self.validation_split < 1, "validation_split",
                self.validation_split, "in [0, 1)")
         for name in ("train_per_class", "test_per_class"):
@@ -179,6 +184,7 @@ class Recipe:
         _check(isinstance(self.monitor_every, int) and self.monitor_every >= 0, "monitor_every",
                self.monitor_every, "an integer >= 0")
         object.__setattr__(self, "no_weight_decay", tuple(self.no_weight_decay))
+        object.__setattr__(self, "global_clipnorm", self.global_clipnorm or None)
         object.__setattr__(self, "mixed_precision", PRECISIONS[self.mixed_precision])
 
     def replace(self, **changes) -> "Recipe":
@@ -237,11 +243,13 @@ def default_jit_compile(backend: str | None = None) -> bool | str:
 
     * JAX: ``True``. Keras' JAX trainer is meant to run under ``jax.jit``;
       ``False`` runs op by op and is far slower.
-    * TensorFlow on CPU: ``False``. XLA made the FocalNet training step about
-      4x *slower* than the plain ``tf.function`` graph on the development CPU
-      (``benchmarks/jit_compile_cpu.py``; depthwise convolutions and the
-      erf-GELU are well served by oneDNN kernels, worse by XLA:CPU), so Keras'
-      ``"auto"`` (which picks XLA whenever every layer supports it) is wrong here.
+    * TensorFlow on CPU: ``False``. XLA made the FocalNet training step
+      slower than the plain ``tf.function`` graph (oneDNN kernels) on the
+      2-core development CPU: about 4x in the early full-size runs, 1.9x in
+      ``benchmarks/results/jit_compile_cpu.json`` (``focalnet_cifar_tiny``,
+      batch 128: 199 vs 106 images/s, JAX 90 images/s), and the first XLA
+      epoch also pays ~30 s of compilation. Keras' ``"auto"`` picks XLA
+      whenever every layer supports it, which is the wrong choice here.
     * TensorFlow with a GPU, other backends: ``"auto"`` (Keras decides).
     """
     import keras
@@ -361,6 +369,10 @@ def compile_model(model, recipe: Recipe, steps_per_epoch: int, epochs: int | Non
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         jit_compile=jit,
     )
+    # Build the optimizer now (the weight-decay exclusions are already set):
+    # left to the first train step, its slot variables would be created inside
+    # the tf.function trace, which makes TensorFlow trace the step twice.
+    model.optimizer.build(model.trainable_variables)
     return model
 
 
@@ -417,19 +429,34 @@ def _subset(dataset, train_per_class: int | None, test_per_class: int | None):
 def make_pipelines(dataset, recipe: Recipe, num_classes: int, image_size=(32, 32), seed: int = 0):
     """``Pipelines(train, validation, test)`` of ``(normalised images, one-hot labels)``.
 
-    Built on :func:`focaledu.data.make_datasets`; images are resized
-    (bilinear) when the model's input is not 32x32 (e.g. the keras.io
-    tutorial's 48x48), and labels become one-hot for the smoothed loss.
+    The pieces of :func:`focaledu.data.make_datasets` (last
+    ``validation_split`` held out, seeded shuffle, crop + flip, CIFAR-10
+    standardisation), with two changes for training:
+
+    * the training pipeline drops the last partial batch (as timm's
+      ``drop_last``), so every step has the same shape: the train step is
+      traced/compiled once instead of twice per run, and each epoch still
+      sees a fresh shuffle (only when the split is smaller than one batch is
+      the partial batch kept);
+    * labels become one-hot for the smoothed loss, and images are resized
+      (bilinear) when the model's input is not 32x32 (e.g. the keras.io
+      tutorial's 48x48).
     """
     import tensorflow as tf
 
-    from focaledu.data import Pipelines, make_datasets
+    from focaledu.data import Pipelines, eval_pipeline, split_validation, train_pipeline
 
-    pipelines = make_datasets(
-        dataset, recipe.batch_size, validation_split=recipe.validation_split, seed=seed, augment=recipe.augment
+    (x_train, y_train), (x_test, y_test) = dataset
+    (x_fit, y_fit), (x_val, y_val) = split_validation(x_train, y_train, recipe.validation_split)
+    train = train_pipeline(
+        x_fit, y_fit, recipe.batch_size, seed=seed, augment=recipe.augment,
+        drop_remainder=len(x_fit) >= recipe.batch_size, deterministic=recipe.deterministic_data,
     )
+    eval_batch = 2 * recipe.batch_size
+    validation = eval_pipeline(x_val, y_val, eval_batch) if len(x_val) else None
+    test = eval_pipeline(x_test, y_test, eval_batch)
     size = tuple(int(s) for s in image_size)
-    source_size = tuple(dataset.x_train.shape[1:3]) if hasattr(dataset, "x_train") else (32, 32)
+    source_size = tuple(np.shape(x_train)[1:3])
 
     def adapt(images, labels):
         if size != source_size:
@@ -439,12 +466,14 @@ def make_pipelines(dataset, recipe: Recipe, num_classes: int, image_size=(32, 32
     def wrap(ds):
         return None if ds is None else ds.map(adapt, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
-    return Pipelines(*(wrap(ds) for ds in pipelines))
+    return Pipelines(wrap(train), wrap(validation), wrap(test))
 
 
 def _steps_per_epoch(n_train: int, validation_split: float, batch_size: int) -> int:
+    """Training steps per epoch of :func:`make_pipelines` (the partial batch is dropped)."""
     n_val = int(round(n_train * validation_split))
-    return max(1, math.ceil((n_train - n_val) / batch_size))
+    n_fit = n_train - n_val
+    return max(1, n_fit // batch_size)
 
 
 def preprocess_images(images, image_size=None):
@@ -484,11 +513,11 @@ def evaluate(model, dataset, batch_size: int = 256) -> dict:
             ds = ds.map(lambda x, y: (tf.image.resize(x, size, method="bilinear"), y))
     else:
         ds = dataset
-    logits, labels = [], []
-    for images, y in ds.as_numpy_iterator():
-        logits.append(np.asarray(model(images, training=False), dtype="float64"))
-        labels.append(np.argmax(y, axis=-1) if np.ndim(y) == 2 else np.asarray(y))
-    logits, labels = np.concatenate(logits), np.concatenate(labels).astype(np.int64)
+    # model.predict runs the compiled (jitted / tf.function) forward pass; eager
+    # calls would go op by op, which is slow on JAX. Eval pipelines are ordered.
+    logits = np.asarray(model.predict(ds.map(lambda x, y: x), verbose=0), dtype="float64")
+    labels = np.concatenate([np.argmax(y, axis=-1) if np.ndim(y) == 2 else np.asarray(y)
+                             for y in ds.map(lambda x, y: y).as_numpy_iterator()]).astype(np.int64)
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     return {

@@ -1,0 +1,107 @@
+"""Shared plumbing of the benchmark scripts (not part of the focaledu package).
+
+Every training benchmark calls :func:`run_training_benchmark`, which runs
+``focaledu.training.fit`` and writes ``<out>/<name>.json`` (``test_accuracy``,
+``train_seconds``, ``epochs``, ``preset``, ``command``, ``machine``,
+``versions``, ``date``, the recipe and the history) and ``<out>/<name>.png``
+(the loss/accuracy curves). ``--smoke`` swaps in the synthetic data, a tiny
+model and one short epoch, and writes to a temporary directory, so the
+script's plumbing can be tested in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+#: Where CI keeps the CIFAR-10 JPEG mirror (next to the repository).
+SHARED_CIFAR10 = ROOT.parent / "shared" / "data" / "cifar10-jpeg.zip"
+
+
+def default_data() -> str | None:
+    """$FOCALEDU_CIFAR10, else ../shared/data/cifar10-jpeg.zip if present, else None (load_cifar10's resolution)."""
+    if os.environ.get("FOCALEDU_CIFAR10", "").strip():
+        return os.environ["FOCALEDU_CIFAR10"]
+    return str(SHARED_CIFAR10) if SHARED_CIFAR10.exists() else None
+
+
+def parser(description: str, *, epochs: int) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--data", default=None, help="CIFAR-10 path or 'synthetic' (default: $FOCALEDU_CIFAR10, "
+                                                "../shared/data/cifar10-jpeg.zip, Keras cache/download)")
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None, help="where <name>.json/.png go (default benchmarks/results)")
+    p.add_argument("--run-dir", type=Path, default=None,
+                   help="run directory for checkpoints, figures, backup (default: a temporary directory); "
+                        "re-running with the same --run-dir resumes an interrupted run")
+    p.add_argument("--smoke", action="store_true",
+                   help="seconds-long plumbing check: synthetic data, tiny model, 1 epoch, temp dir")
+    return p
+
+
+def command_line() -> str:
+    return shlex.join(["python", os.path.relpath(sys.argv[0], ROOT) if sys.argv[0] else "?", *sys.argv[1:]])
+
+
+def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overrides=None, notes=None) -> dict:
+    """Trains ``preset`` with ``recipe`` as the parsed ``args`` say and writes the results."""
+    from focaledu import training
+
+    model_overrides = dict(model_overrides or {})
+    data = args.data if args.data is not None else default_data()
+    epochs = args.epochs
+    if args.smoke:
+        from focaledu.model import preset_config
+
+        stages = len(preset_config(preset)["depths"])
+        data, epochs = "synthetic", 1
+        recipe = recipe.replace(train_per_class=20, test_per_class=10, batch_size=32, monitor_every=1)
+        model_overrides.update(embed_dim=8, depths=[1] * stages)
+    out = args.out or (Path(tempfile.mkdtemp(prefix=f"focaledu-{name}-")) if args.smoke else RESULTS)
+    run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix=f"focaledu-{name}-run-"))
+    result = training.fit(
+        preset, data, run_dir, profile=recipe, epochs=epochs, seed=args.seed, verbose=2,
+        command=command_line(), model_overrides=model_overrides,
+    )
+    m = result.metrics
+    record = {
+        "benchmark": name,
+        "test_accuracy": m["test_accuracy"],
+        "train_seconds": m["train_seconds"],
+        "epochs": m["epochs"],
+        "preset": preset,
+        "model_overrides": model_overrides,
+        "parameters": m["parameters"],
+        "data": m["data"],
+        "best_val_accuracy": m["best_val_accuracy"],
+        "backend": m["versions"]["backend"],
+        "jit_compile": m["jit_compile"],
+        "recipe": m["recipe"],
+        "steps_per_epoch": m["steps_per_epoch"],
+        "warmup_steps": m["warmup_steps"],
+        "decay_steps": m["decay_steps"],
+        "smoke": bool(args.smoke),
+        "notes": notes or "",
+        "command": m["command"],
+        "machine": m["machine"],
+        "versions": m["versions"],
+        "date": m["date"],
+        "history": result.history,
+        "run_dir": str(run_dir),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
+    path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    shutil.copyfile(run_dir / "curves.png", out / f"{name}.png")
+    print(f"{name}: test accuracy {record['test_accuracy']:.4f} in {record['train_seconds']:.0f} s "
+          f"({record['epochs']} epochs, {record['data']['source_label']}); wrote {path}")
+    return record
