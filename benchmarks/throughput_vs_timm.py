@@ -119,7 +119,7 @@ def _child_timm(spec):
     first = time.perf_counter() - start
     seconds = _time_steps(step, spec["warmup"], spec["steps"])
     return {"framework": f"timm {timm.__version__} (PyTorch {torch.__version__}, eager)",
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": torch.get_num_threads(), "versions": {"torch": torch.__version__, "timm": timm.__version__},
             "parameters": int(sum(p.numel() for p in model.parameters())),
             "first_step_seconds": first, "seconds": seconds}
 
@@ -193,6 +193,7 @@ def main(argv=None):
         "notes": "one run per framework on a CPU shared with other jobs; indicative only",
         **training.run_info(shlex.join(["python", os.path.relpath(__file__, ROOT), *(argv or sys.argv[1:])])),
     }
+    record["versions"].update(runs["timm_torch"].get("versions", {}))
     out = args.out or (Path(tempfile.mkdtemp(prefix="focaledu-timm-")) if args.smoke else RESULTS)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "throughput_vs_timm.json"
