@@ -12,6 +12,7 @@ from focaledu import FocalModulation, FocalNetBlock, receptive
 CONFIGS = [(1, 3, 2), (2, 3, 2), (3, 3, 2), (2, 5, 4), (3, 1, 0), (4, 3, 2)]
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("level, window, factor", CONFIGS)
 def test_kernel_sizes_match_the_layer(level, window, factor):
     layer = FocalModulation(4, focal_window=window, focal_level=level, focal_factor=factor)
@@ -92,6 +93,7 @@ def test_context_levels_rebuild_the_modulator():
     )
 
 
+@pytest.mark.backends
 def test_split_projection_builds_an_unbuilt_layer():
     layer = FocalModulation(4, focal_window=3, focal_level=2)
     q, z0, gates = receptive.split_projection(layer, np.zeros((1, 5, 5, 4), "float32"))
@@ -108,6 +110,7 @@ def test_modulation_cost_counts_the_layer_parameters(dim, level, window, factor,
     assert receptive.modulation_cost(dim, 8, 8, level, window, factor, bias)["params"] == layer.count_params()
 
 
+@pytest.mark.backends
 def test_block_and_attention_costs_count_parameters():
     dim, heads = 32, 4
     block = FocalNetBlock(dim, focal_level=3)
