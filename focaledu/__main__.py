@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -241,6 +242,7 @@ def _evaluate(args, argv) -> int:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("MPLBACKEND", "Agg")  # figures go to files; never open a window
     args = build_parser().parse_args(argv)
     if args.command == "train":
         return _train(args, argv)

@@ -3,7 +3,8 @@
 * :class:`ModulationMonitor` saves, every ``N`` epochs, a figure of the gates
   and the modulator of one block on fixed images: the keras.io tutorial's
   ``TrainMonitor``, but read through :func:`focaledu.interpret.modulation_maps`
-  (the functional graph) instead of tensors stashed on layers.
+  (the functional graph) instead of tensors stashed on layers, and drawn with
+  :func:`focaledu.plots.modulation_overlay`.
 * :class:`HistoryJSON` keeps ``history.json`` up to date after every epoch and
   stays consistent across ``BackupAndRestore`` resumes.
 * :class:`LearningRateLogger` adds the optimizer's current learning rate to
@@ -19,7 +20,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-__all__ = ["HistoryJSON", "LearningRateLogger", "ModulationMonitor", "modulation_figure", "read_history"]
+__all__ = ["HistoryJSON", "LearningRateLogger", "ModulationMonitor", "read_history"]
 
 
 class LearningRateLogger(keras.callbacks.Callback):
@@ -83,52 +84,6 @@ def _default_block(model) -> str:
     return (first_stage or names)[-1]
 
 
-def modulation_figure(images, maps: dict, title: str | None = None, labels=None):
-    """Image, each gate (upsampled over the image) and the modulator norm, one row per image.
-
-    Args:
-        images: display images ``(B, H, W, 3)``, ``uint8`` or floats in [0, 1].
-        maps: one block's ``{"gates": (B, h, w, L + 1), "modulator": (B, h, w, C)}``
-            as returned by :func:`focaledu.interpret.modulation_maps`.
-        title: figure title.
-        labels: optional caption per image.
-
-    Returns:
-        A Matplotlib ``Figure``.
-    """
-    import matplotlib.pyplot as plt
-
-    images = np.asarray(images)
-    if images.dtype != np.uint8:
-        images = np.clip(images, 0, 1)
-    gates = np.asarray(maps["gates"], dtype="float32")
-    modulator_norm = np.linalg.norm(np.asarray(maps["modulator"], dtype="float32"), axis=-1)
-    n, levels = gates.shape[0], gates.shape[-1]
-    cols = levels + 2
-    fig, axes = plt.subplots(n, cols, figsize=(1.7 * cols, 1.8 * n + 0.4), squeeze=False)
-    height, width = images.shape[1:3]
-    extent = (-0.5, width - 0.5, height - 0.5, -0.5)
-    for row in range(n):
-        panels = [gates[row, ..., k] for k in range(levels)] + [modulator_norm[row]]
-        names = [f"gate {k}" if k < levels - 1 else f"gate {k} (global)" for k in range(levels)]
-        names.append("|modulator|")
-        axes[row, 0].imshow(images[row])
-        axes[row, 0].set_title(labels[row] if labels is not None else "image", fontsize=8)
-        for col, (panel, name) in enumerate(zip(panels, names), start=1):
-            ax = axes[row, col]
-            ax.imshow(images[row], alpha=1.0)
-            # Bilinear display upsampling of the (h, w) map over the image.
-            ax.imshow(panel, cmap="inferno", alpha=0.65, extent=extent, interpolation="bilinear")
-            ax.set_title(f"{name}\n[{panel.min():.2f}, {panel.max():.2f}]", fontsize=7)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
 class ModulationMonitor(keras.callbacks.Callback):
     """Saves a gates / modulator figure of fixed images every ``every`` epochs.
 
@@ -179,13 +134,10 @@ class ModulationMonitor(keras.callbacks.Callback):
 
     def save(self, epoch: int) -> Path:
         """Writes the figure for the model's current weights, labelled ``epoch``."""
-        import matplotlib
-
-        if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
-            matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         from focaledu.interpret import modulation_maps
+        from focaledu.plots import modulation_overlay
 
         block = self.block or _default_block(self.model)
         maps = modulation_maps(self.model, self._inputs(), blocks=[block])[block]
@@ -193,7 +145,7 @@ class ModulationMonitor(keras.callbacks.Callback):
         title = f"{block} after epoch {epoch}"
         if self.source_label:
             title += f" ({self.source_label})"
-        fig = modulation_figure(display, maps, title=title, labels=self.labels)
+        fig = modulation_overlay(display, maps["gates"], maps["modulator"], titles=self.labels, suptitle=title)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.out_dir / f"modulation_epoch_{epoch:03d}.png"
         fig.savefig(path, dpi=90)

@@ -583,30 +583,22 @@ def _machine() -> dict:
 
 
 def plot_history(history: dict, path, title: str | None = None):
-    """Loss and accuracy curves (train and validation) to ``path`` (PNG)."""
-    import matplotlib
-
-    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
-        matplotlib.use("Agg")
+    """Loss and accuracy curves (train and validation, by epoch) to ``path`` (PNG)."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    epochs = np.arange(1, len(history.get("loss", [])) + 1)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    from focaledu.plots import curves
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
     for ax, metric in zip(axes, ("loss", "accuracy")):
-        for prefix, style in (("", "-"), ("val_", "--")):
-            values = history.get(prefix + metric)
-            if values:
-                ax.plot(epochs[: len(values)], values, style, marker="o", ms=3,
-                        label=("validation " if prefix else "train ") + metric)
-        ax.set_xlabel("epoch")
+        series = {f"{name} {metric}": history[key] for name, key in (("train", metric), ("validation", f"val_{metric}"))
+                  if history.get(key)}
+        epochs = np.arange(1, max(len(v) for v in series.values()) + 1) if series else None
+        curves(series, x=epochs, xlabel="epoch", ylabel=metric, ax=ax,
+               styles={f"validation {metric}": {"linestyle": "--"}})
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
