@@ -338,5 +338,6 @@ def curves(series, x=None, xlabel="", ylabel="", title=None, logy=False, ax=None
     if title:
         ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if series:
+        ax.legend(fontsize=8)
     return fig

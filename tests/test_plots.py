@@ -123,3 +123,8 @@ def test_modulator_figure_and_channel_norm_maps():
     assert fig.axes[2].get_images()[0].get_array().shape == (1, 1)
     fig = plots.channel_norm_maps(levels[:1], image=IMAGE, reduce="mean")
     assert len(fig.axes[0].get_images()) == 2
+
+
+def test_curves_without_series_draw_empty_axes():
+    fig = plots.curves({}, xlabel="epoch")
+    assert fig.axes[0].get_legend() is None and not fig.axes[0].get_lines()
