@@ -7,30 +7,42 @@
   :func:`focaledu.plots.modulation_overlay`.
 * :class:`HistoryJSON` keeps ``history.json`` up to date after every epoch and
   stays consistent across ``BackupAndRestore`` resumes.
-* :class:`LearningRateLogger` adds the optimizer's current learning rate to
-  the epoch logs (so ``CSVLogger`` and the history record it).
+* :class:`EpochLogger` adds the optimizer's current learning rate and the
+  epoch's wall time to the epoch logs (so ``CSVLogger`` and the history
+  record them).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
-__all__ = ["HistoryJSON", "LearningRateLogger", "ModulationMonitor", "read_history"]
+__all__ = ["EpochLogger", "HistoryJSON", "ModulationMonitor", "read_history"]
 
 
-class LearningRateLogger(keras.callbacks.Callback):
-    """Adds ``learning_rate`` (the rate of the step after this epoch) to the epoch logs.
+class EpochLogger(keras.callbacks.Callback):
+    """Adds ``learning_rate`` and ``epoch_seconds`` to the epoch logs.
 
-    Put it before ``CSVLogger``/``History`` consumers in the callback list.
+    ``learning_rate`` is the optimizer's rate after the epoch (the rate of the
+    next step; the last epoch shows the schedule's floor), ``epoch_seconds``
+    the wall time of the epoch including validation. Put it first in the
+    callback list so ``CSVLogger`` and the history see both.
     """
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None and getattr(self.model, "optimizer", None) is not None:
+        if logs is None:
+            return
+        if getattr(self, "_start", None) is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._start
+        if getattr(self.model, "optimizer", None) is not None:
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 

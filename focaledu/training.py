@@ -683,7 +683,13 @@ def fit(
     ``curves.png``, ``monitor/modulation_epoch_NNN.png``, ``best.keras``
     (best validation accuracy), ``model.keras`` (final), ``metrics.json``,
     and ``backup/`` while running (removed when the run completes). If
-    ``out_dir/backup`` exists, the run resumes after its last completed epoch.
+    ``out_dir/backup`` exists, the run resumes after its last completed epoch
+    (weights, optimizer state and schedule position; call it with the same
+    arguments). ``metrics.json`` holds ``test_accuracy`` (final weights),
+    ``test_loss`` (unsmoothed), ``best_val_accuracy``, ``train_seconds`` (this
+    call's ``model.fit``), ``train_seconds_all_epochs`` (including epochs run
+    before an interruption), the data's ``source_label``, the recipe, the
+    model config, ``command``, ``versions``, ``machine`` and ``date``.
 
     Returns:
         A :class:`RunResult` (``history``, ``test_accuracy``, ``metrics``, ``model``).
@@ -710,15 +716,17 @@ def fit(
     compile_model(model, recipe_, steps, epochs)
     warmup_steps, decay_steps = schedule_steps(recipe_, steps, epochs)
 
-    cbs = [fcb.LearningRateLogger()]
+    cbs = [fcb.EpochLogger()]
     resumed_from = 0
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         resumed_from = backup_epoch(out)
-        if resumed_from == 0:
+        if resumed_from == 0:  # a fresh run: drop what an earlier run left here
             for stale in ("history.csv", "history.json", "metrics.json"):
                 (out / stale).unlink(missing_ok=True)
+            for stale in (out / "monitor").glob("modulation_epoch_*.png"):
+                stale.unlink()
         else:
             _truncate_csv(out / "history.csv", resumed_from)
         has_val = pipelines.validation is not None
@@ -762,6 +770,7 @@ def fit(
         "epochs": epochs,
         "resumed_from_epoch": resumed_from,
         "train_seconds": train_seconds,
+        "train_seconds_all_epochs": float(sum(v for v in history.get("epoch_seconds", []) if v is not None)),
         "preset": preset,
         "model_config": config,
         "parameters": int(model.count_params()),

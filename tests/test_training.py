@@ -262,6 +262,8 @@ def test_resume_after_kill_and_same_seed(tmp_path):
     assert result.history["epoch"] == [0, 1]
     assert result.history["loss"][0] == first["loss"][0]
     assert result.metrics["resumed_from_epoch"] == 1
+    assert result.metrics["train_seconds_all_epochs"] > result.metrics["train_seconds"] * 0.5
+    assert len(result.history["epoch_seconds"]) == 2 and all(t > 0 for t in result.history["epoch_seconds"])
     csv_rows = (tmp_path / "history.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in csv_rows[1:]] == ["0", "1"]
     assert not (tmp_path / "backup").exists()
