@@ -5,6 +5,8 @@ epochs) but under ``KERAS_BACKEND=jax`` with ``jit_compile=True``,
 ``mixed_bfloat16`` and the augmentation map running in parallel
 (``deterministic_data=False``: faster input pipeline, not bit-reproducible).
 TensorFlow is kept off the GPU so that ``tf.data`` does not claim its memory.
+The GPU machine needs a CUDA build of JAX (``pip install "jax[cuda12]"``); the
+project's lock installs the CPU one.
 
     KERAS_BACKEND=jax .venv/bin/python benchmarks/cifar10_gpu.py --data /path/to/cifar10-jpeg.zip
     KERAS_BACKEND=jax .venv/bin/python benchmarks/cifar10_gpu.py --preset focalnet_cifar_small --batch-size 256
@@ -30,7 +32,10 @@ def main(argv=None):
 
     import tensorflow as tf
 
-    tf.config.set_visible_devices([], "GPU")  # tf.data only; the model runs on JAX
+    try:
+        tf.config.set_visible_devices([], "GPU")  # tf.data only; the model runs on JAX
+    except RuntimeError:  # TensorFlow already initialised its devices
+        pass
     import jax
 
     gpus = [d for d in jax.devices() if d.platform == "gpu"]
