@@ -4,6 +4,8 @@
   whose cells (type, source and tags) are the same: run ``make sync`` after
   editing either one;
 * ``_toc.yml`` lists every chapter file, and every file it lists exists;
+* every chapter has the shared anatomy (objectives, Summary, >= 3 checked
+  Exercises, a Colab setup cell, nbval-pinned outputs);
 * a repository URL written in a page matches ``repository.url`` in ``_config.yml``.
 """
 
@@ -129,3 +131,20 @@ def test_install_url_matches_config(md):
         assert found.rstrip("/") == url, (
             f"{_rel(md)} installs from {found}, but _config.yml's repository.url is {url}"
         )
+
+
+CHAPTERS = sorted(BOOK.glob("[0-9][0-9]_*.md"))
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_chapter_anatomy(md):
+    """The d2l-style anatomy every chapter shares, and a Colab-safe first code cell."""
+    text = md.read_text()
+    for heading in ("\n## What you will learn", "\n## Summary", "\n## Exercises"):
+        assert heading.lower() in text.lower(), f"{_rel(md)} lacks {heading.strip()!r}"
+    exercises = text.split("\n## Exercises", 1)[1]
+    assert exercises.count("```{exercise}") >= 3, f"{_rel(md)} has fewer than 3 exercises"
+    assert "focaledu.checks." in exercises or "checks." in exercises, f"{_rel(md)}: exercises without auto-checks"
+    first_code = next(c for c in jupytext.read(md).cells if c.cell_type == "code")
+    assert "except ImportError" in first_code.source and "pip install" in first_code.source
+    assert "NBVAL_CHECK_OUTPUT" in text, f"{_rel(md)} pins no output for nbval"
