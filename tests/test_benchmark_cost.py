@@ -1,0 +1,130 @@
+"""The cost benchmark (``benchmarks/modulation_vs_attention.py``) and Chapter 9's checks.
+
+The benchmark runs in ``--smoke`` mode (tiny sizes, seconds, a temporary
+directory); its timings are never asserted, only the shape of the results file.
+"""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from focaledu import checks, receptive
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "modulation_vs_attention.py"
+RESULT = ROOT / "benchmarks" / "results" / "modulation_vs_attention.json"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("modulation_vs_attention", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _check_record(record):
+    for key in ("results", "slopes", "command", "machine", "versions", "date", "load_average_before",
+                "width", "ratio_time", "ratio_memory", "notes"):
+        assert key in record, key
+    assert "shared" in record["notes"]
+    assert "load_average_1min" in record["machine"]
+    rows = record["results"]
+    tokens = [r["tokens"] for r in rows]
+    assert tokens == sorted(tokens) and len(tokens) >= 3
+    for row in rows:
+        assert row["width"] == record["width"]
+        assert row["focal_ms"] > 0 and row["focal_memory_bytes"] > 0
+        if row["attention_ms"] is not None:
+            assert row["attention_ms"] > 0 and row["attention_memory_bytes"] > 0
+            # Once heads * N >= C the largest tensor of attention is the (B, heads, N, N) score matrix.
+            if record["attention_heads"] * row["tokens"] >= record["width"]:
+                assert row["attention_memory_bytes"] == 4 * record["attention_heads"] * row["tokens"] ** 2
+    assert record["slopes"]["attention_memory"] == pytest.approx(2.0, abs=1e-6)
+    assert record["slopes"]["focal_memory"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_smoke_run_writes_json_and_png(tmp_path):
+    record = _load_script().main(["--smoke", "--out", str(tmp_path)])
+    assert record["smoke"] is True
+    written = json.loads((tmp_path / "modulation_vs_attention.json").read_text())
+    _check_record(written)
+    assert (tmp_path / "modulation_vs_attention.png").stat().st_size > 1000
+
+
+def test_committed_results_are_complete():
+    if not RESULT.exists():
+        pytest.skip("benchmarks/results/modulation_vs_attention.json not committed yet")
+    record = json.loads(RESULT.read_text())
+    _check_record(record)
+    assert record["smoke"] is False
+    tokens = [r["tokens"] for r in record["results"]]
+    assert tokens[0] <= 64 and tokens[-1] >= 4096
+    assert RESULT.with_suffix(".png").exists()
+
+
+# --- Chapter 9's checks: the reference passes, each recognised mistake is named ---------------
+
+
+def _attention(c, n):
+    return 4 * n * c * c + 2 * n * n * c
+
+
+def _modulation(c, n, level, window, factor):
+    return receptive.modulation_cost(c, n, 1, level, window, factor)["macs"]
+
+
+def _crossover(c, level, window, factor):
+    per_token = _modulation(c, 1, level, window, factor)
+    return max(1, (per_token - 4 * c * c) // (2 * c) + 1)
+
+
+def _slope(n, cost):
+    return np.polyfit(np.log(n), np.log(cost), 1)[0]
+
+
+@pytest.mark.parametrize("check, solution", [
+    (checks.attention_macs, _attention),
+    (checks.modulation_macs, _modulation),
+    (checks.crossover_tokens, _crossover),
+    (checks.power_law_slope, _slope),
+], ids=["attention_macs", "modulation_macs", "crossover_tokens", "power_law_slope"])
+def test_reference_solutions_pass(check, solution):
+    result = check(solution)
+    assert result, result
+
+
+@pytest.mark.parametrize("name", ["attention_macs", "modulation_macs", "crossover_tokens", "power_law_slope"])
+def test_every_mistake_is_recognised(name):
+    from focaledu.checks import cost
+
+    mistakes = {
+        "attention_macs": cost._ATTN_MISTAKES,
+        "modulation_macs": cost._MOD_MISTAKES,
+        "crossover_tokens": cost._CROSS_MISTAKES,
+        "power_law_slope": cost._SLOPE_MISTAKES,
+    }[name]
+    messages = [message for message, _ in mistakes]
+    for message, wrong in mistakes:
+        result = getattr(checks, name)(wrong)
+        assert not result
+        # Some mistakes coincide on an input (e.g. ">=" and "one token early" when the
+        # costs tie); then an earlier message is named, never a bare "values differ".
+        named = [m for m in messages if m in result.message]
+        assert named and messages.index(named[0]) <= messages.index(message), (message, result.message)
+
+
+def test_crossover_does_not_depend_on_width():
+    # 2 N^2 C + 4 N C^2 > N * per_token  <=>  N > (2L + 3 + sum k_l^2) / 2, whatever C.
+    assert {_crossover(c, 3, 3, 2) for c in (32, 96, 768)} == {47}
+    assert checks.cost._crossover(96, 2, 3, 2) == 21
+
+
+def test_unfinished_exercise_is_reported():
+    def todo(*args):
+        raise NotImplementedError("count the projections first")
+
+    result = checks.crossover_tokens(todo)
+    assert not result and "not implemented" in result.message
