@@ -98,3 +98,27 @@ def test_bad_inputs_raise_clear_errors():
         flops.model_flops(3)
     with pytest.raises(ValueError, match="Unknown `preset`"):
         flops.model_flops("focalnet_gigantic")
+
+
+def test_architecture_checks_pass_right_answers_and_name_mistakes():
+    from focaledu.checks import architecture as checks
+
+    def shapes(size, patch, dim, stages):
+        return [(size // patch // 2**i, size // patch // 2**i, dim * 2**i) for i in range(stages)]
+
+    assert checks.stage_shapes(shapes)
+    assert "no downsampling" in checks.stage_shapes(lambda s, p, d, n: shapes(s // 2, p, d, n)).message
+
+    from focaledu import FocalNetBlock
+
+    def block(dim, level, window, ratio):
+        layer = FocalNetBlock(dim, ratio, focal_level=level, focal_window=window)
+        layer.build((1, 8, 8, dim))
+        return layer.count_params()
+
+    assert checks.block_params(block)
+    assert "LayerNorms" in checks.block_params(lambda d, l, w, r: block(d, l, w, r) - 4 * d).message
+
+    assert checks.stem_macs(lambda s, p, c, e: (s // p) ** 2 * p * p * c * e)
+    assert "tokens" in checks.stem_macs(lambda s, p, c, e: s * s * p * p * c * e).message
+    assert "not implemented" in checks.stem_macs(lambda *a: (_ for _ in ()).throw(NotImplementedError())).message
