@@ -12,10 +12,12 @@ STAMP  := $(VENV)/.installed
 RUN := PATH="$(abspath $(BIN)):$$PATH" JUPYTER_PLATFORM_DIRS=1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test book sync lock clean clean-venv
+.PHONY: help venv test book book-student assets sync lock clean clean-venv
 
 help:
-	@echo "make book   build the executable book into _build/html"
+	@echo "make book   build the executable book into _build/html (warnings are errors; BOOK_FLAGS= relaxes)"
+	@echo "make book-student  the same book without the solutions, into _build/student"
+	@echo "make assets fetch MathJax, require.js and the widgets manager into $(VENDOR) (once; npm registry)"
 	@echo "make test   run the tests (TensorFlow, then the 'backends' tests on JAX)"
 	@echo "make venv   create/refresh $(VENV) from $(LOCK)"
 	@echo "make sync   sync book/*.md with their paired book/*.ipynb (jupytext)"
@@ -45,9 +47,59 @@ test: venv
 	$(RUN) KERAS_BACKEND=jax $(PYTEST_JAX) || status=1; \
 	exit $$status
 
-book: venv
-	$(RUN) KERAS_BACKEND=$${KERAS_BACKEND:-tensorflow} $(BIN)/jupyter-book build .
+# Offline HTML: MathJax, require.js and the Jupyter widgets HTML manager are
+# served from the book's own _static (see _config.yml: mathjax_path,
+# nb_ipywidgets_js), never from a CDN. They are fetched once from the npm
+# registry into $(VENDOR) (gitignored); later builds need no network.
+NPM                  ?= npm
+MATHJAX_VERSION      := 3.2.2
+REQUIREJS_VERSION    := 2.3.8
+HTML_MANAGER_VERSION := 1.0.15
+VENDOR       := book/_static/vendor
+VENDOR_STAMP := $(VENDOR)/.versions-$(MATHJAX_VERSION)-$(REQUIREJS_VERSION)-$(HTML_MANAGER_VERSION)
+
+assets: $(VENDOR_STAMP)
+
+$(VENDOR_STAMP):
+	@command -v $(NPM) >/dev/null || { echo "error: npm is needed once to fetch $(VENDOR) (or copy that folder from another checkout)"; exit 1; }
+	rm -rf $(VENDOR) book/_static/.vendor.tmp
+	mkdir -p book/_static/.vendor.tmp/npm
+	cd book/_static/.vendor.tmp/npm && $(NPM) pack --silent \
+	    mathjax@$(MATHJAX_VERSION) requirejs@$(REQUIREJS_VERSION) \
+	    @jupyter-widgets/html-manager@$(HTML_MANAGER_VERSION) >/dev/null
+	cd book/_static/.vendor.tmp && for t in npm/*.tgz; do \
+	    n=$$(basename $$t .tgz); mkdir -p $$n && tar -xzf $$t -C $$n --strip-components=1 || exit 1; done
+	mkdir -p $(VENDOR)/mathjax $(VENDOR)/requirejs $(VENDOR)/html-manager
+	cp -R book/_static/.vendor.tmp/mathjax-$(MATHJAX_VERSION)/es5/. $(VENDOR)/mathjax/
+	cp book/_static/.vendor.tmp/mathjax-$(MATHJAX_VERSION)/LICENSE $(VENDOR)/mathjax/
+	cp book/_static/.vendor.tmp/requirejs-$(REQUIREJS_VERSION)/require.js $(VENDOR)/requirejs/
+	cp book/_static/.vendor.tmp/jupyter-widgets-html-manager-$(HTML_MANAGER_VERSION)/dist/embed-amd.js \
+	    book/_static/.vendor.tmp/jupyter-widgets-html-manager-$(HTML_MANAGER_VERSION)/dist/*.woff* \
+	    book/_static/.vendor.tmp/jupyter-widgets-html-manager-$(HTML_MANAGER_VERSION)/dist/*.ttf \
+	    book/_static/.vendor.tmp/jupyter-widgets-html-manager-$(HTML_MANAGER_VERSION)/dist/*.eot \
+	    book/_static/.vendor.tmp/jupyter-widgets-html-manager-$(HTML_MANAGER_VERSION)/dist/*.svg \
+	    $(VENDOR)/html-manager/
+	rm -rf book/_static/.vendor.tmp
+	touch $@
+
+# -W --keep-going: any Sphinx/MyST warning fails the build, after listing all
+# of them. `make book BOOK_FLAGS=` builds despite warnings.
+BOOK_FLAGS ?= --warningiserror --keep-going
+JB := $(RUN) KERAS_BACKEND=$${KERAS_BACKEND:-tensorflow} $(BIN)/jupyter-book build
+
+book: venv assets
+	$(JB) $(BOOK_FLAGS) .
 	@echo "Book: _build/html/index.html"
+
+# The student edition: sphinx-exercise's hide_solutions drops every solution.
+# It shares the execution cache of `make book`.
+book-student: venv assets
+	$(BIN)/python -m focaledu.student book-config _config.yml _build/student-config.yml \
+	    --cache $(abspath _build/.jupyter_cache)
+	rm -rf _build/.student
+	$(JB) $(BOOK_FLAGS) . --config _build/student-config.yml --path-output _build/.student
+	rm -rf _build/student && mv _build/.student/_build/html _build/student && rm -rf _build/.student
+	@echo "Student book: _build/student/index.html"
 
 sync: venv
 	$(BIN)/jupytext --sync book/*.md
