@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m focaledu",
         description="Train and evaluate FocalNets on CIFAR-10 (or the synthetic stand-in).",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate}")
+    sub = parser.add_subparsers(dest="command", required=True,
+                                metavar="{train,evaluate,student-notebooks,autograde}")
     presets = _presets()
 
     train = sub.add_parser(
@@ -146,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--test-per-class", type=_positive_int, default=None)
     ev.add_argument("--seed", type=int, default=0, help="seed of the synthetic set")
     ev.add_argument("--out", type=Path, default=None, metavar="FILE.json", help="also write the result here")
+
+    # Instructors: see focaledu/student.py.
+    from focaledu import student
+
+    student.add_student_notebooks_parser(sub)
+    student.add_autograde_parser(sub)
     return parser
 
 
@@ -246,6 +253,14 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "train":
         return _train(args, argv)
+    if args.command == "student-notebooks":
+        from focaledu import student
+
+        return student.run_student_notebooks(args)
+    if args.command == "autograde":
+        from focaledu import student
+
+        return student.run_autograde(args)
     return _evaluate(args, argv)
 
 

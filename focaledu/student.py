@@ -1,0 +1,352 @@
+"""Student notebooks and autograding for instructors.
+
+``python -m focaledu student-notebooks --out DIR`` writes one student notebook
+per chapter (``book/*.ipynb``): every code cell tagged ``solution`` becomes a
+*stub* that defines the same function names and raises
+``NotImplementedError`` with the exercise's hint, the text of the gated
+solutions (``{solution-start}`` ... ``{solution-end}``) is removed, the
+exercises and their check cells stay, and all outputs are cleared.
+
+``python -m focaledu autograde SUBMISSION.ipynb ...`` executes submitted
+notebooks and reads the results of the check cells (``focaledu.checks``
+returns ``CheckResult`` objects shown as ``[PASSED] name: ...`` or
+``[NOT YET] name: ...``), one line per exercise.
+
+Conventions the chapters follow (see ``book/03_hierarchical_contextualization.md``):
+
+- the exercise directive holds a ``python`` block with the stub, e.g.
+  ``def f(x): raise NotImplementedError("hint")``; it is used as is when it
+  defines the solution's function, else a stub is generated from the
+  solution's signature;
+- a solution cell only defines functions or classes (and imports); anything
+  else in it is dropped from the student version;
+- the check cell after it calls ``checks.<exercise>(<function>)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import json
+import re
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTION_TAG = "solution"
+META_KEY = "focaledu"
+RESULT_LINE = re.compile(r"^\[(PASSED|NOT YET)\] ([^:\n]+): (.*)$", re.M)
+# A fenced directive: ```{name} or :::{name}, with 3 or more fence characters.
+FENCE_OPEN = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w-]+)\}")
+PYTHON_BLOCK = re.compile(r"^(`{3,})(?:python|py|ipython3?)\s*\n(.*?)^\1\s*$", re.M | re.S)
+DROPPED_DIRECTIVES = {"solution"}  # non-gated solutions, removed as a whole
+
+
+# --------------------------------------------------------------------------- #
+# student notebooks
+
+
+def _strip_solutions(text: str, in_solution: bool) -> tuple[str, bool, list[str]]:
+    """Removes gated solution text from a markdown cell.
+
+    Returns the kept text, whether a gated solution is still open at the end of
+    the cell, and the ``python`` blocks of the exercise directives seen.
+    """
+    kept, lines, i = [], text.split("\n"), 0
+    while i < len(lines):
+        match = FENCE_OPEN.match(lines[i])
+        if match and match["name"] in ("solution-start", "solution-end", *DROPPED_DIRECTIVES):
+            fence = match["fence"]
+            i += 1
+            while i < len(lines) and lines[i].strip() != fence:  # the directive's options / body
+                i += 1
+            i += 1  # the closing fence
+            in_solution = match["name"] == "solution-start"
+            continue
+        if not in_solution:
+            kept.append(lines[i])
+        i += 1
+    out = "\n".join(kept).strip("\n")
+    return re.sub(r"\n{3,}", "\n\n", out), in_solution, [m[2] for m in PYTHON_BLOCK.finditer(text)]
+
+
+def _defined_names(tree: ast.Module) -> set[str]:
+    return {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+
+
+def _generated_stub(node) -> str:
+    hint = f"write `{node.name}`: see the exercise above"
+    if isinstance(node, ast.ClassDef):
+        return f"class {node.name}:\n    def __init__(self, *args, **kwargs):\n        raise NotImplementedError({hint!r})\n"
+    prefix = "async def" if isinstance(node, ast.AsyncFunctionDef) else "def"
+    return f"{prefix} {node.name}({ast.unparse(node.args)}):\n    raise NotImplementedError({hint!r})\n"
+
+
+def stub_source(solution: str, exercise_blocks: list[str]) -> str:
+    """The student version of a solution cell: its imports, then stubs of its definitions."""
+    tree = ast.parse(solution)
+    wanted = _defined_names(tree)
+    stubs, covered = [], set()
+    for block in exercise_blocks:
+        try:
+            names = _defined_names(ast.parse(block))
+        except SyntaxError:
+            continue
+        if names & wanted and not names & covered and "NotImplementedError" in block:
+            stubs.append(block.strip("\n") + "\n")
+            covered |= names
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name not in covered:
+            stubs.append(_generated_stub(node))
+            covered.add(node.name)
+    imports = [ast.get_source_segment(solution, n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    parts = ["# Your solution: replace the `raise NotImplementedError(...)` below.", *imports]
+    return "\n".join(parts) + "\n\n\n" + "\n\n".join(stubs).rstrip("\n")
+
+
+def _check_names(cell) -> list[str]:
+    names = []
+    for output in cell.get("outputs", []):
+        text = output.get("text") or output.get("data", {}).get("text/plain", "")
+        text = "".join(text) if isinstance(text, list) else text
+        names += [m[2] for m in RESULT_LINE.finditer(text)]
+    return names
+
+
+def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of the chapter ``nb`` with the solutions replaced by stubs and no outputs."""
+    nb = copy.deepcopy(nb)
+    cells, in_solution, blocks, stubs, expected = [], False, [], 0, []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            text, in_solution, found = _strip_solutions(cell.source, in_solution)
+            blocks += found
+            if text.strip():
+                cell.source = text
+                cells.append(cell)
+            continue
+        if cell.cell_type != "code":
+            if not in_solution:
+                cells.append(cell)
+            continue
+        names = _check_names(cell)
+        if names:
+            expected += names
+            cell.metadata[META_KEY] = {"checks": names}
+        cell.outputs, cell.execution_count = [], None
+        tags = cell.metadata.get("tags", [])
+        if SOLUTION_TAG in tags:
+            cell.source = stub_source(cell.source, blocks)
+            cell.metadata["tags"] = [t for t in tags if t != SOLUTION_TAG] + ["stub"]
+            cell.metadata[META_KEY] = {"stub": True}
+            blocks, stubs = [], stubs + 1
+        elif in_solution:
+            continue  # an untagged code cell inside a gated solution
+        cells.append(cell)
+    nb.cells = cells
+    for key in ("widgets", "jupytext"):
+        nb.metadata.pop(key, None)
+    nb.metadata[META_KEY] = {"student": True, "stubs": stubs, "checks": expected}
+    return nb
+
+
+def chapters(book: Path | str = ROOT / "book") -> list[Path]:
+    """The chapter notebooks, i.e. ``book/*.ipynb`` with at least one solution cell."""
+    found = []
+    for path in sorted(Path(book).glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        if any(SOLUTION_TAG in c.metadata.get("tags", []) for c in nb.cells if c.cell_type == "code"):
+            found.append(path)
+    return found
+
+
+def write_student_notebooks(out: Path | str, sources=None) -> list[Path]:
+    """Writes the student version of every chapter (or of ``sources``) into ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for source in sources or chapters():
+        nb = student_notebook(nbformat.read(source, as_version=4))
+        target = out / Path(source).name
+        nbformat.write(nb, target)
+        written.append(target)
+    return written
+
+
+# --------------------------------------------------------------------------- #
+# autograding
+
+
+@dataclass
+class Grade:
+    submission: str
+    exercise: str
+    status: str  # "passed", "not yet", "error" (the cell raised) or "missing"
+    message: str
+
+
+def _cell_error(cell) -> str | None:
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            return f"{output.get('ename')}: {output.get('evalue')}"
+    return None
+
+
+def grade_executed(nb: nbformat.NotebookNode, name: str = "") -> list[Grade]:
+    """Reads the check results of an executed notebook."""
+    grades, seen = [], set()
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        results = []
+        for output in cell.get("outputs", []):
+            text = output.get("text") or output.get("data", {}).get("text/plain", "")
+            text = "".join(text) if isinstance(text, list) else text
+            results += RESULT_LINE.findall(text)
+        for mark, exercise, message in results:
+            status = "passed" if mark == "PASSED" else "not yet"
+            grades.append(Grade(name, exercise, status, message))
+            seen.add(exercise)
+        error = _cell_error(cell)
+        if error and not results:
+            checks = cell.metadata.get(META_KEY, {}).get("checks", [])
+            if checks or re.search(r"\bchecks\.\w+\(", cell.source):
+                for exercise in checks or [f"cell {i}"]:
+                    grades.append(Grade(name, exercise, "error", f"the check cell raised {error}"))
+                    seen.add(exercise)
+    for exercise in nb.metadata.get(META_KEY, {}).get("checks", []):
+        if exercise not in seen:
+            grades.append(Grade(name, exercise, "missing", "no result: the check cell was removed or did not run."))
+    return grades
+
+
+def execute(path: Path | str, timeout: int = 600, kernel_name: str | None = None) -> nbformat.NotebookNode:
+    """Runs every cell of the notebook at ``path`` (errors are recorded, not raised)."""
+    from nbclient import NotebookClient
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    options = {"kernel_name": kernel_name} if kernel_name else {}
+    client = NotebookClient(
+        nb, timeout=timeout, allow_errors=True, resources={"metadata": {"path": str(path.parent)}}, **options
+    )
+    client.execute()
+    return nb
+
+
+def autograde(submissions, timeout: int = 600, kernel_name: str | None = None) -> list[Grade]:
+    grades = []
+    for path in submissions:
+        try:
+            nb = execute(path, timeout=timeout, kernel_name=kernel_name)
+        except Exception as err:  # unreadable file, dead kernel, timeout: one line, then the next one
+            grades.append(Grade(str(path), "(notebook)", "error", f"{type(err).__name__}: {err}"))
+            continue
+        grades += grade_executed(nb, str(path))
+    return grades
+
+
+def format_report(grades: list[Grade]) -> str:
+    lines, by_file = [], {}
+    for grade in grades:
+        by_file.setdefault(grade.submission, []).append(grade)
+    for submission, rows in by_file.items():
+        passed = sum(g.status == "passed" for g in rows)
+        lines.append(f"{submission}: {passed}/{len(rows)} passed")
+        for g in rows:
+            lines.append(f"  {g.status.upper():8} {g.exercise}: {g.message}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- #
+# command line (registered in focaledu.__main__; also ``python -m focaledu.student``)
+
+
+def add_student_notebooks_parser(sub):
+    p = sub.add_parser(
+        "student-notebooks", help="write the chapters without their solutions",
+        description="Write student notebooks: solutions replaced by NotImplementedError stubs, "
+                    "exercises and check cells kept, outputs cleared.",
+    )
+    p.add_argument("--out", required=True, type=Path, metavar="DIR")
+    p.add_argument("chapters", nargs="*", type=Path, metavar="CHAPTER.ipynb",
+                   help="default: every book/*.ipynb with solution cells")
+    return p
+
+
+def add_autograde_parser(sub):
+    p = sub.add_parser(
+        "autograde", help="execute submitted notebooks and report each exercise",
+        description="Execute submitted notebooks and report, per exercise, the result of its check. "
+                    "Exit status 0 when every exercise of every submission passed, else 1.",
+    )
+    p.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION.ipynb")
+    p.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
+    p.add_argument("--kernel", default=None, help="kernel name (default: the notebook's)")
+    p.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the grades as JSON")
+    return p
+
+
+def run_student_notebooks(args) -> int:
+    for path in args.chapters:
+        if not path.is_file():
+            print(f"error: {path} does not exist.", file=sys.stderr)
+            return 2
+    written = write_student_notebooks(args.out, args.chapters or None)
+    for path in written:
+        nb = nbformat.read(path, as_version=4)
+        print(f"{path}: {nb.metadata[META_KEY]['stubs']} exercises")
+    return 0
+
+
+def run_autograde(args) -> int:
+    missing = [str(p) for p in args.submissions if not p.is_file()]
+    if missing:
+        print(f"error: not found: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    grades = autograde(args.submissions, timeout=args.timeout, kernel_name=args.kernel)
+    print(format_report(grades))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps([asdict(g) for g in grades], indent=2) + "\n")
+    return 0 if grades and all(g.status == "passed" for g in grades) else 1
+
+
+def write_book_config(source: Path, target: Path, cache: str | None = None) -> None:
+    """The configuration of the student edition: ``source`` with ``hide_solutions: true``."""
+    import yaml
+
+    config = yaml.safe_load(Path(source).read_text())
+    config["title"] = f"{config.get('title', '')} (student edition)".strip()
+    config.setdefault("sphinx", {}).setdefault("config", {})["hide_solutions"] = True
+    if cache:
+        config.setdefault("execute", {})["cache"] = cache
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("# Written by `make book-student`; edit _config.yml instead.\n" + yaml.safe_dump(config, sort_keys=False))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m focaledu.student")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_student_notebooks_parser(sub)
+    add_autograde_parser(sub)
+    cfg = sub.add_parser("book-config", help="write the _config.yml of the student book (make book-student)")
+    cfg.add_argument("source", type=Path)
+    cfg.add_argument("target", type=Path)
+    cfg.add_argument("--cache", default=None, help="execution cache folder to share with `make book`")
+    args = parser.parse_args(argv)
+    if args.command == "student-notebooks":
+        return run_student_notebooks(args)
+    if args.command == "autograde":
+        return run_autograde(args)
+    write_book_config(args.source, args.target, args.cache)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""Student notebooks (solutions replaced by stubs) and the autograder.
+
+Executes one real chapter (the student version of chapter 3, about 10 s) and a
+few tiny synthetic notebooks written in the chapters' format.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from focaledu import student
+from focaledu.__main__ import main as cli
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTER = ROOT / "book" / "03_hierarchical_contextualization.ipynb"
+
+EXERCISE = '''## Exercises
+
+````{exercise} Double
+:label: ex-double
+
+Return twice `x`.
+
+```python
+def double(x):
+    raise NotImplementedError("multiply by two")
+```
+````
+
+````{solution-start} ex-double
+:class: dropdown
+````
+
+SECRET EXPLANATION: multiplying by two doubles.'''
+
+CHECK = '''import numpy as np
+from focaledu.checks._core import compare
+
+def check_{name}(fn):
+    return compare("{name}", fn, {reference}, [("x=3", (3.0,)), ("array", (np.arange(4.0),))])
+'''
+
+
+def _synthetic(path: Path) -> Path:
+    """A chapter in the book's format: exercise, gated solution, check cell."""
+    cells = [
+        new_markdown_cell("# A tiny chapter"),
+        new_code_cell(CHECK.format(name="double", reference="lambda x: 2 * x")
+                      + CHECK.format(name="halve", reference="lambda x: x / 2")),
+        new_markdown_cell(EXERCISE),
+        new_code_cell("import math\n\n\ndef double(x):\n    return 2 * x\n\n\nSECRET_CONSTANT = 42\nprint(double(2))",
+                      metadata={"tags": ["solution"]}),
+        new_markdown_cell("````{solution-end}\n````\n\nAfter the solution."),
+        new_code_cell("check_double(double)"),
+        new_markdown_cell("````{exercise} Halve\n:label: ex-halve\n\nNo stub here.\n````\n\n"
+                          "````{solution-start} ex-halve\n````"),
+        new_code_cell("def halve(x, *, exact=True):\n    return x / 2", metadata={"tags": ["solution"]}),
+        new_markdown_cell("````{solution-end}\n````"),
+        new_code_cell("check_halve(halve)"),
+        new_code_cell("print('the end')"),
+    ]
+    nb = new_notebook(cells=cells, metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "jupytext": {"formats": "ipynb,md:myst"},
+    })
+    cells[5].outputs = [new_output("execute_result", {"text/plain": "[PASSED] double: matches."}, execution_count=1)]
+    cells[9].outputs = [new_output("execute_result", {"text/plain": "[PASSED] halve: matches."}, execution_count=2)]
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("synthetic")
+    source = _synthetic(tmp / "chapter.ipynb")
+    out = tmp / "student"
+    assert cli(["student-notebooks", "--out", str(out), str(source)]) == 0
+    return source, out / "chapter.ipynb"
+
+
+def _all_text(nb):
+    return "\n".join(cell.source for cell in nb.cells)
+
+
+def test_student_notebook_replaces_solutions_with_stubs(synthetic):
+    _, path = synthetic
+    nb = nbformat.read(path, as_version=4)
+    text = _all_text(nb)
+    assert "SECRET" not in text and "return 2 * x" not in text and "return x / 2" not in text
+    assert "solution-start" not in text and "solution-end" not in text
+    assert "After the solution." in text and "{exercise} Double" in text and "check_double(double)" in text
+    stubs = [c for c in nb.cells if "stub" in c.metadata.get("tags", [])]
+    assert len(stubs) == 2 and not any("solution" in c.metadata.get("tags", []) for c in nb.cells)
+    assert 'raise NotImplementedError("multiply by two")' in stubs[0].source  # the exercise's own stub
+    assert "import math" in stubs[0].source
+    generated = ast.parse(stubs[1].source).body[-1]
+    assert generated.name == "halve" and ast.unparse(generated.args) == "x, *, exact=True"
+    assert all(c.outputs == [] and c.execution_count is None for c in nb.cells if c.cell_type == "code")
+    assert "jupytext" not in nb.metadata
+    assert nb.metadata["focaledu"] == {"student": True, "stubs": 2, "checks": ["double", "halve"]}
+
+
+def test_autograde_synthetic_solution_and_student(synthetic, tmp_path, capsys):
+    source, student_path = synthetic
+    report = tmp_path / "grades.json"
+    status = cli(["autograde", str(source), str(student_path), "--timeout", "120", "--json", str(report)])
+    grades = json.loads(report.read_text())
+    out = capsys.readouterr().out
+    assert status == 1, out
+    mine = [g for g in grades if g["submission"] == str(source)]
+    theirs = [g for g in grades if g["submission"] == str(student_path)]
+    assert [(g["exercise"], g["status"]) for g in mine] == [("double", "passed"), ("halve", "passed")], out
+    assert [(g["exercise"], g["status"]) for g in theirs] == [("double", "not yet"), ("halve", "not yet")], out
+    assert "Hint: multiply by two" in theirs[0]["message"]
+    assert "not implemented" in theirs[1]["message"]
+    assert f"{source}: 2/2 passed" in out
+
+
+def test_autograde_reports_errors_and_missing_checks(synthetic, tmp_path):
+    _, student_path = synthetic
+    nb = nbformat.read(student_path, as_version=4)
+    stub = next(c for c in nb.cells if "stub" in c.metadata.get("tags", []))
+    stub.source = "def double(x):\n    return 2 * x"
+    nb.cells = [c for c in nb.cells if "check_halve(" not in c.source]  # a deleted check cell
+    nb.cells.insert(1, new_code_cell("check_double = None"))  # breaks the double check cell
+    nb.cells[2].source = nb.cells[2].source.replace("def check_double", "def _unused")
+    path = tmp_path / "broken.ipynb"
+    nbformat.write(nb, path)
+    grades = {g.exercise: g for g in student.autograde([path], timeout=120)}
+    assert grades["halve"].status == "missing"
+    errors = [g for g in grades.values() if g.status == "error"]
+    assert len(errors) == 1 and "TypeError" in errors[0].message
+
+
+def test_every_chapter_student_version_hides_its_solutions(tmp_path):
+    sources = student.chapters()
+    assert any(p.name == CHAPTER.name for p in sources)
+    for source in sources:
+        chapter = nbformat.read(source, as_version=4)
+        solutions = [c for c in chapter.cells if "solution" in c.metadata.get("tags", [])]
+        nb = student.student_notebook(chapter)
+        text = _all_text(nb)
+        assert nb.metadata["focaledu"]["stubs"] == len(solutions), source.name
+        assert "solution-start" not in text and "solution-end" not in text, source.name
+        for cell in solutions:
+            body = [ast.get_source_segment(cell.source, n) for n in ast.parse(cell.source).body
+                    if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+            for segment in body:
+                assert segment not in text, f"{source.name}: solution left in the student notebook"
+            for name in student._defined_names(ast.parse(cell.source)):
+                assert f"def {name}(" in text or f"class {name}" in text, f"{source.name}: no stub for {name}"
+        for stub in (c for c in nb.cells if "stub" in c.metadata.get("tags", [])):
+            ast.parse(stub.source)
+            assert "NotImplementedError" in stub.source
+
+
+def test_chapter_solutions_pass_every_check():
+    """The committed chapter (its outputs are checked by `make test` with nbval) passes every check."""
+    grades = student.grade_executed(nbformat.read(CHAPTER, as_version=4), CHAPTER.name)
+    assert len(grades) == 3 and all(g.status == "passed" for g in grades), grades
+
+
+def test_chapter_student_version_fails_exactly_at_the_stubs(tmp_path):
+    path = student.write_student_notebooks(tmp_path, [CHAPTER])[0]
+    nb = student.execute(path, timeout=300)
+    errors = [(i, o.ename, o.evalue) for i, c in enumerate(nb.cells) if c.cell_type == "code"
+              for o in c.outputs if o.output_type == "error"]
+    assert not errors, errors
+    grades = student.grade_executed(nb, path.name)
+    assert [g.exercise for g in grades] == nb.metadata["focaledu"]["checks"]
+    assert len(grades) == nb.metadata["focaledu"]["stubs"] == 3
+    for grade in grades:
+        assert grade.status == "not yet" and grade.message.startswith("not implemented yet. Hint: "), grade
+
+
+def test_student_book_config(tmp_path):
+    target = tmp_path / "student.yml"
+    assert student.main(["book-config", str(ROOT / "_config.yml"), str(target), "--cache", "/x/cache"]) == 0
+    config = yaml.safe_load(target.read_text())
+    assert config["sphinx"]["config"]["hide_solutions"] is True
+    assert config["execute"]["cache"] == "/x/cache"
+    assert config["title"].endswith("(student edition)")
+    assert yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]["hide_solutions"] is False
