@@ -317,17 +317,57 @@ def run_autograde(args) -> int:
 
 
 def write_book_config(source: Path, target: Path, cache: str | None = None) -> None:
-    """The configuration of the student edition: ``source`` with ``hide_solutions: true``."""
+    """The configuration of the student edition: ``source`` with ``hide_solutions: true``.
+
+    Also: this module as a Sphinx extension (see ``setup``), no launch buttons
+    and no ``_sources`` (they open or download the notebooks *with* solutions).
+    """
     import yaml
 
     config = yaml.safe_load(Path(source).read_text())
     config["title"] = f"{config.get('title', '')} (student edition)".strip()
-    config.setdefault("sphinx", {}).setdefault("config", {})["hide_solutions"] = True
+    sphinx = config.setdefault("sphinx", {})
+    extensions = sphinx.setdefault("extra_extensions", [])
+    if "focaledu.student" not in extensions:
+        extensions.append("focaledu.student")
+    sphinx.setdefault("config", {}).update(hide_solutions=True, html_copy_source=False)
+    config.pop("launch_buttons", None)
     if cache:
         config.setdefault("execute", {})["cache"] = cache
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("# Written by `make book-student`; edit _config.yml instead.\n" + yaml.safe_dump(config, sort_keys=False))
+
+
+# --------------------------------------------------------------------------- #
+# Sphinx extension of the student book
+
+
+def _take_over_hide_solutions(app, config):
+    # sphinx-exercise 1.2 drops a hidden `solution-start` but keeps its
+    # `solution-end` node (the build then fails on it) and the content between.
+    # So the solutions are built as usual and removed from each doctree instead.
+    config.focaledu_hide_solutions = bool(config.hide_solutions)
+    config.hide_solutions = False
+
+
+def _remove_solutions(app, doctree):
+    if not app.config.focaledu_hide_solutions:
+        return
+    from sphinx_exercise.nodes import solution_end_node, solution_node, solution_start_node
+
+    for kind in (solution_node, solution_start_node, solution_end_node):
+        for node in list(doctree.findall(kind)):
+            node.parent.remove(node)
+
+
+def setup(app):
+    """``focaledu.student`` as a Sphinx extension: ``hide_solutions: true`` hides gated solutions too."""
+    app.setup_extension("sphinx_exercise")
+    app.add_config_value("focaledu_hide_solutions", False, "env")
+    app.connect("config-inited", _take_over_hide_solutions, priority=900)
+    app.connect("doctree-read", _remove_solutions)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
 def main(argv=None) -> int:
