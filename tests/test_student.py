@@ -187,4 +187,52 @@ def test_student_book_config(tmp_path):
     assert config["sphinx"]["config"]["hide_solutions"] is True
     assert config["execute"]["cache"] == "/x/cache"
     assert config["title"].endswith("(student edition)")
+    assert "focaledu.student" in config["sphinx"]["extra_extensions"]  # hides gated solutions too
+    assert config["sphinx"]["config"]["html_copy_source"] is False  # no .md/.ipynb with the solutions
+    assert "launch_buttons" not in config
     assert yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]["hide_solutions"] is False
+
+
+PAGE = '''# Page
+
+````{exercise} Double
+:label: ex-double
+
+Write `double`.
+````
+
+````{solution-start} ex-double
+````
+
+GATED SECRET
+
+```python
+def double(x):
+    return 2 * x
+```
+
+````{solution-end}
+````
+
+```{solution} ex-double
+PLAIN SECRET
+```
+
+After the solutions.
+'''
+
+
+@pytest.mark.parametrize("hide", [True, False])
+def test_sphinx_extension_hides_gated_solutions(tmp_path, hide):
+    """sphinx-exercise 1.2 alone fails on hidden gated solutions; focaledu.student removes them."""
+    from sphinx.cmd.build import build_main
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    (src / "index.md").write_text(PAGE)
+    status = build_main(["-q", "-b", "html", "-C", "-D", "extensions=myst_parser,sphinx_exercise,focaledu.student",
+                         "-D", f"hide_solutions={int(hide)}", str(src), str(out)])
+    assert status == 0
+    html = (out / "index.html").read_text()
+    assert "Write <code" in html and "After the solutions." in html
+    assert ("GATED SECRET" in html) is (not hide) and ("PLAIN SECRET" in html) is (not hide)
