@@ -17,7 +17,7 @@ import keras
 from keras import layers, ops
 
 from focaledu import _validate
-from focaledu.layers import Mlp, layer_norm
+from focaledu.layers import Mlp, layer_norm, layer_scales, scale
 
 #: Added to the scores of masked positions. Finite (unlike -inf) so that a
 #: fully masked row gives uniform weights instead of NaN, as in Keras.
@@ -270,20 +270,13 @@ class SelfAttentionBlock(layers.Layer):
         self.attn.build(input_shape)
         self.norm2.build(input_shape)
         self.mlp.build(input_shape)
-        self.gamma_1 = self.gamma_2 = None
-        if self.use_layerscale:
-            init = keras.initializers.Constant(self.layerscale_value)
-            self.gamma_1 = self.add_weight(shape=(self.dim,), initializer=init, name="gamma_1")
-            self.gamma_2 = self.add_weight(shape=(self.dim,), initializer=init, name="gamma_2")
-
-    def _scale(self, x, gamma):
-        return x if gamma is None else x * gamma
+        self.gamma_1, self.gamma_2 = layer_scales(self, self.dim, self.layerscale_value, self.use_layerscale)
 
     def call(self, x, training=None, return_attention_scores=False):
         branch, weights = self.attn(self.norm1(x), training=training, return_attention_scores=True)
-        x = x + self.drop_path(self._scale(branch, self.gamma_1), training=training)
+        x = x + self.drop_path(scale(branch, self.gamma_1), training=training)
         branch = self.mlp(self.norm2(x), training=training)
-        x = x + self.drop_path(self._scale(branch, self.gamma_2), training=training)
+        x = x + self.drop_path(scale(branch, self.gamma_2), training=training)
         return (x, weights) if return_attention_scores else x
 
     def compute_output_shape(self, input_shape):

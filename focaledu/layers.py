@@ -26,6 +26,18 @@ def gelu(x):
     return ops.gelu(x, approximate=False)
 
 
+def layer_scales(layer, dim, value, enabled):
+    """A block's per-channel residual scales ``gamma_1``, ``gamma_2`` (or ``(None, None)``)."""
+    if not enabled:
+        return None, None
+    init = keras.initializers.Constant(value)
+    return tuple(layer.add_weight(shape=(dim,), initializer=init, name=f"gamma_{i}") for i in (1, 2))
+
+
+def scale(x, gamma):
+    return x if gamma is None else x * gamma
+
+
 @keras.saving.register_keras_serializable(package="focaledu")
 class PatchEmbedding(layers.Layer):
     """Patch embedding for the stem and for downsampling between stages.
@@ -331,14 +343,7 @@ class FocalNetBlock(layers.Layer):
         self.modulation.build(input_shape)
         self.norm2.build(input_shape)
         self.mlp.build(input_shape)
-        self.gamma_1 = self.gamma_2 = None
-        if self.use_layerscale:
-            init = keras.initializers.Constant(self.layerscale_value)
-            self.gamma_1 = self.add_weight(shape=(self.dim,), initializer=init, name="gamma_1")
-            self.gamma_2 = self.add_weight(shape=(self.dim,), initializer=init, name="gamma_2")
-
-    def _scale(self, x, gamma):
-        return x if gamma is None else x * gamma
+        self.gamma_1, self.gamma_2 = layer_scales(self, self.dim, self.layerscale_value, self.use_layerscale)
 
     def call(self, x, training=None, return_modulation=False):
         shortcut = x
@@ -347,13 +352,13 @@ class FocalNetBlock(layers.Layer):
         x, maps = self.modulation(x, training=training, return_modulation=True)
         if self.use_postln:
             x = self.norm1(x)
-        x = shortcut + self.drop_path(self._scale(x, self.gamma_1), training=training)
+        x = shortcut + self.drop_path(scale(x, self.gamma_1), training=training)
 
         if self.use_postln:
             branch = self.norm2(self.mlp(x, training=training))
         else:
             branch = self.mlp(self.norm2(x), training=training)
-        x = x + self.drop_path(self._scale(branch, self.gamma_2), training=training)
+        x = x + self.drop_path(scale(branch, self.gamma_2), training=training)
         return (x, maps) if return_modulation else x
 
     def get_config(self):
