@@ -34,8 +34,6 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import nbformat
-
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION_TAG = "solution"
 META_KEY = "focaledu"
@@ -156,6 +154,8 @@ def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 def chapters(book: Path | str = ROOT / "book") -> list[Path]:
     """The chapter notebooks, i.e. ``book/*.ipynb`` with at least one solution cell."""
+    import nbformat  # here, not at the top: `python -m focaledu train` must not need it
+
     found = []
     for path in sorted(Path(book).glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
@@ -166,6 +166,8 @@ def chapters(book: Path | str = ROOT / "book") -> list[Path]:
 
 def write_student_notebooks(out: Path | str, sources=None) -> list[Path]:
     """Writes the student version of every chapter (or of ``sources``) into ``out``."""
+    import nbformat
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -226,6 +228,7 @@ def grade_executed(nb: nbformat.NotebookNode, name: str = "") -> list[Grade]:
 
 def execute(path: Path | str, timeout: int = 600, kernel_name: str | None = None) -> nbformat.NotebookNode:
     """Runs every cell of the notebook at ``path`` (errors are recorded, not raised)."""
+    import nbformat
     from nbclient import NotebookClient
 
     path = Path(path)
@@ -292,6 +295,8 @@ def add_autograde_parser(sub):
 
 
 def run_student_notebooks(args) -> int:
+    import nbformat
+
     for path in args.chapters:
         if not path.is_file():
             print(f"error: {path} does not exist.", file=sys.stderr)
