@@ -1,4 +1,4 @@
-"""Command line: ``python -m focaledu train ...`` and ``python -m focaledu evaluate ...``.
+"""Command line: ``python -m focaledu train | evaluate | student-notebooks | autograde``.
 
 Examples::
 
@@ -11,6 +11,10 @@ Examples::
         --data ~/data/cifar10-jpeg.zip --out runs/tiny --profile full
 
     python -m focaledu evaluate --model runs/tiny/model.keras --data ~/data/cifar10-jpeg.zip
+
+    # instructors: notebooks without solutions, then grade what students hand in
+    python -m focaledu student-notebooks --out student/
+    python -m focaledu autograde submissions/*.ipynb
 
 Without ``--data``, CIFAR-10 is looked up as ``focaledu.data.load_cifar10()``
 does ($FOCALEDU_CIFAR10, the Keras cache, a download); if that fails the
@@ -92,7 +96,8 @@ def _presets():
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m focaledu",
-        description="Train and evaluate FocalNets on CIFAR-10 (or the synthetic stand-in).",
+        description="Train and evaluate FocalNets on CIFAR-10 (or the synthetic stand-in); "
+        "make student notebooks and grade them.",
     )
     sub = parser.add_subparsers(dest="command", required=True,
                                 metavar="{train,evaluate,student-notebooks,autograde}")
