@@ -11,6 +11,10 @@ STAMP  := $(VENV)/.installed
 # Put the venv first on PATH so notebook kernels and tools run from it.
 RUN := PATH="$(abspath $(BIN)):$$PATH" JUPYTER_PLATFORM_DIRS=1
 
+# Developers and CI have the CIFAR-10 JPEG mirror beside the repository; the
+# chapters use it when present and fall back to labelled synthetic data when not.
+export FOCALEDU_CIFAR10 ?= $(abspath $(wildcard ../shared/data/cifar10-jpeg.zip))
+
 .DEFAULT_GOAL := help
 .PHONY: help venv test book book-student assets sync lock clean clean-venv
 
