@@ -16,13 +16,14 @@ RUN := PATH="$(abspath $(BIN)):$$PATH" JUPYTER_PLATFORM_DIRS=1
 export FOCALEDU_CIFAR10 ?= $(abspath $(wildcard ../shared/data/cifar10-jpeg.zip))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test book book-student assets sync lock clean clean-venv
+.PHONY: help venv test browser-test book book-student assets sync lock clean clean-venv
 
 help:
 	@echo "make book   build the executable book into _build/html (warnings are errors; BOOK_FLAGS= relaxes)"
 	@echo "make book-student  the same book without the solutions, into _build/student"
 	@echo "make assets fetch MathJax, require.js and the widgets manager into $(VENDOR) (once; npm registry)"
 	@echo "make test   run the tests (TensorFlow, then the 'backends' tests on JAX)"
+	@echo "make browser-test  build the book and open it in headless Chromium (tests/test_browser.py)"
 	@echo "make venv   create/refresh $(VENV) from $(LOCK)"
 	@echo "make sync   sync book/*.md with their paired book/*.ipynb (jupytext)"
 	@echo "make lock   re-pin $(LOCK) and environment.yml from requirements/requirements.in (needs uv)"
@@ -50,6 +51,11 @@ test: venv
 	echo "KERAS_BACKEND=jax $(PYTEST_JAX)"; \
 	$(RUN) KERAS_BACKEND=jax $(PYTEST_JAX) || status=1; \
 	exit $$status
+
+# tests/test_browser.py also runs in `make test`, where it skips without a built
+# book or Chromium; this target builds the book first and runs only it.
+browser-test: book
+	$(RUN) $(BIN)/python -m pytest tests/test_browser.py -v
 
 # Offline HTML: MathJax, require.js and the Jupyter widgets HTML manager are
 # served from the book's own _static (see _config.yml: mathjax_path,
