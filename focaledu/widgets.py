@@ -144,3 +144,108 @@ def gate_explorer(layer, x, image, max_weight=2.0, reduce="norm", index=0):
     box = widgets.HBox([widgets.VBox(sliders), output])
     box.sliders = sliders
     return box
+
+
+# --------------------------------------------------------------------------
+# Chapter 8: exploring the gates and modulators of a trained FocalNet.
+# --------------------------------------------------------------------------
+
+
+def _level_label(level, levels):
+    if level == "modulator":
+        return "||M|| (modulator norm)"
+    return f"gate {level}" + (" (global)" if level == levels else "")
+
+
+def block_level_figure(images, maps, block, level, index=0, title=None, cmap="inferno"):
+    """Three panels for one image: the image, one map stretched over it, the map per token.
+
+    The plain function behind :func:`modulation_explorer`; the map is
+    ``focaledu.interpret.block_level_map(maps, block, level, index)``,
+    stretched over the image with bilinear interpolation.
+
+    Args:
+        images: ``(B, H, W, 3)`` in [0, 1], the images ``maps`` were computed on.
+        maps: ``{block: {"gates", "modulator"}}`` from ``interpret.modulation_maps``.
+        block: a block name; level: ``1 .. L + 1`` or ``"modulator"``; index: the image.
+        title: the figure title (e.g. the image's class and the data source).
+
+    Returns:
+        A Matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    from focaledu import interpret
+
+    images = np.asarray(images)
+    values = interpret.block_level_map(maps, block, level, index)
+    image = np.clip(np.asarray(images[index], dtype="float32"), 0.0, 1.0)
+    stretched = interpret.upsample_map(values, image.shape[:2], method="bilinear")
+    label = _level_label(level, maps[block]["gates"].shape[-1])
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.3), layout="constrained")
+    axes[0].imshow(image)
+    axes[0].set_title("image", fontsize=9)
+    axes[1].imshow(image)
+    axes[1].imshow(stretched, cmap=cmap, alpha=0.6)
+    axes[1].set_title(f"{label}, bilinear over the image", fontsize=9)
+    shown = axes[2].imshow(values, cmap=cmap)
+    axes[2].set_title(f"{label}, {values.shape[0]}x{values.shape[1]} tokens", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    fig.colorbar(shown, ax=axes[2], shrink=0.8)
+    fig.suptitle(title or f"block {block}, image {index}", fontsize=10)
+    return fig
+
+
+def modulation_explorer(images, maps, titles=None, suptitle=""):
+    """Dropdowns for the image, the block and the level; draws :func:`block_level_figure`.
+
+    Args:
+        images: ``(B, H, W, 3)`` in [0, 1].
+        maps: ``interpret.modulation_maps`` of those images (any subset of blocks).
+        titles: one label per image (e.g. class names).
+        suptitle: appended to every figure title (e.g. the model and data source).
+
+    Returns:
+        An ``ipywidgets.VBox``; ``box.controls`` holds the three dropdowns.
+    """
+    import ipywidgets as widgets
+
+    images = np.asarray(images)
+    titles = list(titles) if titles is not None else [f"image {i}" for i in range(len(images))]
+    blocks = list(maps)
+    style = {"description_width": "initial"}
+    image_box = widgets.Dropdown(options=[(f"{i}: {t}", i) for i, t in enumerate(titles)], value=0,
+                                 description="image", style=style)
+    block_box = widgets.Dropdown(options=blocks, value=blocks[0], description="block", style=style)
+    level_box = widgets.Dropdown(description="map", style=style)
+    output = widgets.Output()
+
+    def level_options(block):
+        levels = maps[block]["gates"].shape[-1]
+        return [(_level_label(level, levels), level) for level in range(1, levels + 1)] + [
+            (_level_label("modulator", levels), "modulator")]
+
+    def draw(*_):
+        block, index, level = block_box.value, image_box.value, level_box.value
+        title = f"{titles[index]}, block {block}" + (f" - {suptitle}" if suptitle else "")
+        _show(output, block_level_figure(images, maps, block, level, index, title=title))
+
+    def on_block(*_):
+        previous = level_box.value
+        options = level_options(block_box.value)
+        values = [value for _, value in options]
+        with level_box.hold_trait_notifications():
+            level_box.options = options
+            level_box.value = previous if previous in values else "modulator"
+        draw()
+
+    level_box.options = level_options(blocks[0])
+    level_box.value = "modulator"
+    image_box.observe(draw, names="value")
+    level_box.observe(draw, names="value")
+    block_box.observe(on_block, names="value")
+    draw()
+    box = widgets.VBox([widgets.HBox([image_box, block_box, level_box]), output])
+    box.controls = {"image": image_box, "block": block_box, "level": level_box}
+    return box

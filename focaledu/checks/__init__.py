@@ -8,6 +8,7 @@ from focaledu.checks._core import CheckResult, compare
 from focaledu.checks.architecture import block_params, stage_shapes, stem_macs
 from focaledu.checks.attention import focal_aggregation_matrix, focal_modulation_1d, scaled_dot_product_attention, score_matrix_bytes, self_attention_1d, softmax, split_heads  # noqa: E501
 from focaledu.checks.cost import attention_macs, crossover_tokens, modulation_macs, power_law_slope
+from focaledu.checks.interpretation import dominant_level, modulator_norm, normalize_map, upsample_nearest
 from focaledu.checks.modulation import focal_block, focal_modulation, gated_aggregation, hierarchical_context, kernel_sizes, modulate, modulation_params, receptive_fields, split_projection  # noqa: E501
 from focaledu.checks.training import optimizer_steps, smooth_labels, warmup_cosine_lr, weight_decay_mask
 
@@ -17,3 +18,4 @@ __all__ += ["focal_aggregation_matrix", "focal_modulation_1d", "scaled_dot_produ
 __all__ += ["attention_macs", "crossover_tokens", "modulation_macs", "power_law_slope"]
 __all__ += ["block_params", "stage_shapes", "stem_macs"]
 __all__ += ["optimizer_steps", "smooth_labels", "warmup_cosine_lr", "weight_decay_mask"]
+__all__ += ["dominant_level", "modulator_norm", "normalize_map", "upsample_nearest"]
