@@ -148,3 +148,11 @@ def test_chapter_anatomy(md):
     first_code = next(c for c in jupytext.read(md).cells if c.cell_type == "code")
     assert "except ImportError" in first_code.source and "pip install" in first_code.source
     assert "NBVAL_CHECK_OUTPUT" in text, f"{_rel(md)} pins no output for nbval"
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_every_explorer_has_a_kernel_free_version(md):
+    """Sliders need a kernel; the static site gets pre-rendered frames instead."""
+    text = md.read_text()
+    if re.search(r"widgets\.\w*explorer\(", text):
+        assert "frames_explorer(" in text, f"{_rel(md)} has an ipywidgets explorer but no frames_explorer"

@@ -52,7 +52,11 @@ HTML = Path(os.environ.get("FOCALEDU_BOOK_HTML", ROOT / "_build" / "html"))
 ARTIFACTS = Path(os.environ.get("FOCALEDU_BROWSER_ARTIFACTS", ROOT / "_build" / "browser-artifacts"))
 TIMEOUT = 30  # seconds for any one wait in the browser
 CHAPTER_WITH_WIDGETS = ("book/03_hierarchical_contextualization", "book/04_gated_aggregation")
-EXPLORER_PAGE, EXPLORER_ID = "book/03_hierarchical_contextualization", "explorer-receptive-field"
+KERNEL_FREE_EXPLORERS = [
+    ("book/03_hierarchical_contextualization", "explorer-receptive-field"),
+    ("book/04_gated_aggregation", "explorer-gates"),
+    ("book/08_interpreting_focalnets", "explorer-modulation"),
+]
 SCREENSHOTS = ("book/intro", "book/03_hierarchical_contextualization", "book/04_gated_aggregation")
 
 CHROMIUM_FLAGS = [
@@ -350,10 +354,11 @@ def test_saved_widgets_render(site, browser):
         assert rendered, f"{page}: {saved} saved widget views, but no slider was rendered by the html-manager"
 
 
-def test_kernel_free_slider_swaps_the_image(site, browser):
-    browser.open(site + EXPLORER_PAGE + ".html")
-    root = f"document.getElementById({json.dumps(EXPLORER_ID)})"
-    assert browser.evaluate(f"!!{root}"), f"{EXPLORER_PAGE}: no #{EXPLORER_ID} (focaledu.static_explorer)"
+@pytest.mark.parametrize("page, element_id", KERNEL_FREE_EXPLORERS, ids=[p for p, _ in KERNEL_FREE_EXPLORERS])
+def test_kernel_free_slider_swaps_the_image(site, browser, page, element_id):
+    browser.open(site + page + ".html")
+    root = f"document.getElementById({json.dumps(element_id)})"
+    assert browser.evaluate(f"!!{root}"), f"{page}: no #{element_id} (focaledu.static_explorer)"
     before = browser.evaluate(f"{root}.querySelector('img.focaledu-explorer-image').src")
     result = browser.evaluate(f"""(async () => {{
       const root = {root};
