@@ -3,6 +3,7 @@
 from focaledu.attention import MultiHeadSelfAttention, SelfAttentionBlock
 from focaledu.layers import FocalModulation, FocalNetBlock, Mlp, PatchEmbedding
 from focaledu.model import PRESETS, FocalNet, list_presets, preset_config
+from focaledu.zoo import list_pretrained, pretrained, pretrained_info
 
 __version__ = "0.1.0"
 
@@ -16,5 +17,8 @@ __all__ = [
     "PRESETS",
     "SelfAttentionBlock",
     "list_presets",
+    "list_pretrained",
+    "pretrained",
+    "pretrained_info",
     "preset_config",
 ]
