@@ -21,7 +21,9 @@ The documented accuracies are on the full CIFAR-10 test set and on a fixed
 1,000-image subset, :func:`fixed_subset`: the first 100 test images of each
 class in the order :func:`focaledu.data.load_cifar10` returns them (for the
 JPEG zip: file names sorted within each class), which is also what
-``load_cifar10(path, limit_per_class=(1, 100))`` loads.
+``load_cifar10(path, limit_per_class=(1, 100))`` loads. Another copy of
+CIFAR-10 may order its files differently (the JPEG-bytes ``.npz`` does), so the
+manifest records the source file's name and a fingerprint of the subset.
 
 (The module is ``zoo``, not ``pretrained``, so that ``focaledu.pretrained``
 can be the function without hiding a module of the same name.)

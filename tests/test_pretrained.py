@@ -299,6 +299,9 @@ def test_shipped_model_reaches_its_documented_subset_accuracy(name):
     if data.source_label != info["data"]:
         pytest.skip(f"{source} is {data.source_label!r}; {name} is documented on {info['data']!r}")
     same_images = zoo.subset_fingerprint(data.x_test, data.y_test) == subset["sha256"]
+    if not same_images and source.name != info["data_source"]:
+        # e.g. the JPEG-bytes .npz mirror: another file order, so another "first 100 per class".
+        pytest.skip(f"{source.name} gives other subset images than {info['data_source']}, where {name} is documented")
     measured = zoo.accuracy(focaledu.pretrained(name), data.x_test, data.y_test)
     assert len(data.y_test) == subset["n"]
     assert abs(measured - subset["stored"]) <= 0.002 + 1e-9, (
