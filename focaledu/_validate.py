@@ -88,3 +88,17 @@ def float_input(name, dtype):
             f"`{name}` must be a floating-point tensor (float16, bfloat16, float32 or float64); "
             f"received dtype {dtype}. Convert images first, e.g. `images.astype('float32') / 255`."
         )
+
+
+def choice(name, value, accepted):
+    """Checks ``value`` is one of ``accepted`` (strings such as a block's ``mixer``)."""
+    if not isinstance(value, str) or value not in accepted:
+        raise ValueError(
+            f"`{name}` must be one of {', '.join(repr(a) for a in accepted)}; received {name}={value!r}."
+        )
+    return value
+
+
+def optional_positive_int(name, value):
+    """None (an automatic choice) or an integer >= 1."""
+    return None if value is None else positive_int(name, value)

@@ -14,6 +14,7 @@ Only ``keras.ops`` is used, so everything runs on every Keras backend.
 import math
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from focaledu import _validate
@@ -83,6 +84,13 @@ class MultiHeadSelfAttention(layers.Layer):
     projection. Each of the ``num_heads`` heads attends with its own
     ``dim // num_heads`` channels.
 
+    Attention alone does not know where tokens are: permuting the tokens
+    permutes the output. ``relative_position_bias=True`` adds Swin's learned
+    bias ``B[h, i - j]`` to every head's scores, one number per head and
+    relative offset on the ``H x W`` grid (a table of ``(2H - 1)(2W - 1)``
+    rows), so attention can prefer near or far tokens; it needs feature-map
+    inputs of a fixed size.
+
     Args:
         dim: channels of the input and output.
         num_heads: number of heads; must divide ``dim``.
@@ -90,6 +98,8 @@ class MultiHeadSelfAttention(layers.Layer):
             ViT's and Keras' are True).
         attn_drop: dropout on the attention weights.
         proj_drop: dropout after ``proj``.
+        relative_position_bias: add Swin's learned relative position bias to
+            the scores (``(2H - 1)(2W - 1) * num_heads`` parameters).
 
     Call arguments:
         x: tokens ``(B, N, dim)`` or a feature map ``(B, H, W, dim)``, whose
@@ -99,7 +109,8 @@ class MultiHeadSelfAttention(layers.Layer):
             ``(B, num_heads, N, N)`` (``N = H * W`` for a feature map).
     """
 
-    def __init__(self, dim, num_heads=1, qkv_bias=True, attn_drop=0.0, proj_drop=0.0, **kwargs):
+    def __init__(self, dim, num_heads=1, qkv_bias=True, attn_drop=0.0, proj_drop=0.0,
+                 relative_position_bias=False, **kwargs):
         super().__init__(**kwargs)
         self.dim = _validate.positive_int("dim", dim)
         self.num_heads = _validate.positive_int("num_heads", num_heads)
@@ -112,6 +123,7 @@ class MultiHeadSelfAttention(layers.Layer):
         self.qkv_bias = _validate.boolean("qkv_bias", qkv_bias)
         self.attn_drop_rate = _validate.rate("attn_drop", attn_drop)
         self.proj_drop_rate = _validate.rate("proj_drop", proj_drop)
+        self.relative_position_bias = _validate.boolean("relative_position_bias", relative_position_bias)
 
     def build(self, input_shape):
         if len(input_shape) not in (3, 4) or input_shape[-1] != self.dim:
@@ -134,6 +146,20 @@ class MultiHeadSelfAttention(layers.Layer):
         self.proj_drop = layers.Dropout(self.proj_drop_rate, name="proj_drop")
         for dense in (self.q, self.k, self.v, self.proj):
             dense.build(tokens_shape)
+        if self.relative_position_bias:
+            if len(input_shape) != 4:
+                raise ValueError(
+                    "relative_position_bias=True needs feature-map inputs (batch, height, width, "
+                    f"channels) to know the token grid; received shape {tuple(input_shape)}."
+                )
+            height, width = input_shape[1:3]
+            self.relative_position_bias_table = self.add_weight(
+                shape=((2 * height - 1) * (2 * width - 1), self.num_heads),
+                initializer=keras.initializers.TruncatedNormal(stddev=0.02),  # as Swin
+                name="relative_position_bias_table",
+            )
+            self._bias_grid = (int(height), int(width))
+            self._relative_index = relative_position_index(height, width)
 
     def call(self, x, training=None, return_attention_scores=False):
         _validate.float_input("inputs", x.dtype)
@@ -145,6 +171,13 @@ class MultiHeadSelfAttention(layers.Layer):
         # Same computation as scaled_dot_product_attention, with dropout on the
         # weights (where timm and Keras apply it) between softmax and V.
         scores = ops.matmul(q, ops.swapaxes(k, -1, -2)) * (1.0 / math.sqrt(self.head_dim))
+        if self.relative_position_bias:
+            if grid is None or tuple(grid) != self._bias_grid:
+                raise ValueError(
+                    f"This layer's relative position bias was built for a {self._bias_grid} token grid; "
+                    f"received inputs of shape {tuple(x.shape)}."
+                )
+            scores = scores + ops.cast(self.position_bias(), scores.dtype)
         weights = ops.softmax(scores, axis=-1)
         y = ops.matmul(self.attn_drop(weights, training=training), v)
         y = self.proj_drop(self.proj(merge_heads(y)), training=training)
@@ -152,6 +185,12 @@ class MultiHeadSelfAttention(layers.Layer):
         if grid is not None:
             y = ops.reshape(y, (-1, grid[0], grid[1], self.dim))
         return (y, weights) if return_attention_scores else y
+
+    def position_bias(self):
+        """The ``(num_heads, N, N)`` bias added to the scores (needs ``relative_position_bias=True``)."""
+        tokens = self._bias_grid[0] * self._bias_grid[1]
+        bias = ops.take(self.relative_position_bias_table, self._relative_index, axis=0)
+        return ops.transpose(ops.reshape(bias, (tokens, tokens, self.num_heads)), (2, 0, 1))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -164,8 +203,23 @@ class MultiHeadSelfAttention(layers.Layer):
             qkv_bias=self.qkv_bias,
             attn_drop=self.attn_drop_rate,
             proj_drop=self.proj_drop_rate,
+            relative_position_bias=self.relative_position_bias,
         )
         return config
+
+
+def relative_position_index(height, width):
+    """Swin's ``(N * N,)`` index into the relative position bias table, ``N = height * width``.
+
+    Entry ``i * N + j`` is the table row of the offset from token ``j`` to
+    token ``i`` (row-major tokens): ``(dy + height - 1) * (2 * width - 1) + dx + width - 1``
+    with ``(dy, dx) = (y_i - y_j, x_i - x_j)``, so equal offsets share a row.
+    """
+    rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+    coords = np.stack([rows.ravel(), cols.ravel()])  # (2, N)
+    offsets = coords[:, :, None] - coords[:, None, :]  # (2, N, N)
+    index = (offsets[0] + height - 1) * (2 * width - 1) + offsets[1] + width - 1
+    return index.reshape(-1).astype("int32")
 
 
 def to_keras_mha(layer, input_shape=None):
@@ -186,6 +240,9 @@ def to_keras_mha(layer, input_shape=None):
         raise ValueError("`layer` must be a built focaledu MultiHeadSelfAttention; call it once first.")
     if not layer.qkv_bias:
         raise ValueError("keras.layers.MultiHeadAttention always has q/k/v biases; use qkv_bias=True.")
+    if layer.relative_position_bias:
+        raise ValueError("keras.layers.MultiHeadAttention has no relative position bias; "
+                         "use relative_position_bias=False.")
     heads, head_dim, dim = layer.num_heads, layer.head_dim, layer.dim
     mha = layers.MultiHeadAttention(heads, key_dim=head_dim, dropout=layer.attn_drop_rate)
     input_shape = (None, None, dim) if input_shape is None else tuple(input_shape)

@@ -89,9 +89,14 @@ class HistoryJSON(keras.callbacks.Callback):
 # --------------------------------------------------------------------------
 
 
-def _default_block(model) -> str:
-    """The last block of the first stage: the finest map that has seen a few blocks."""
-    names = model.block_names
+def _default_block(model) -> str | None:
+    """The last focal block of the first stage: the finest map that has seen a few blocks.
+
+    None when the model has no focal-modulation blocks (``mixer="attention"`` or ``"dwconv"``).
+    """
+    names = list(model.modulation_outputs)
+    if not names:
+        return None
     first_stage = [name for name in names if name.startswith("layers_0_")]
     return (first_stage or names)[-1]
 
@@ -144,14 +149,20 @@ class ModulationMonitor(keras.callbacks.Callback):
         if (epoch + 1) % self.every == 0:
             self.save(epoch + 1)
 
-    def save(self, epoch: int) -> Path:
-        """Writes the figure for the model's current weights, labelled ``epoch``."""
+    def save(self, epoch: int) -> Path | None:
+        """Writes the figure for the model's current weights, labelled ``epoch``.
+
+        Returns None, writing nothing, for a model without focal-modulation
+        blocks (an attention or depthwise-convolution ablation has no gates).
+        """
         import matplotlib.pyplot as plt
 
         from focaledu.interpret import modulation_maps
         from focaledu.plots import modulation_overlay
 
         block = self.block or _default_block(self.model)
+        if block is None:
+            return None
         maps = modulation_maps(self.model, self._inputs(), blocks=[block])[block]
         display = self.images if self.images.dtype == np.uint8 else np.clip(self.images, 0, 255).astype(np.uint8)
         title = f"{block} after epoch {epoch}"

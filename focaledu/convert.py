@@ -70,8 +70,18 @@ def _block(prefix, block):
     return entries
 
 
+#: FocalNet's ablation switches (Chapter 10) and their official values; timm has only those.
+OFFICIAL_SWITCHES = {"gating": True, "global_context": True, "pre_norm": True, "mixer": "focal"}
+
+
 def timm_weight_map(model):
     """``{timm name: (keras variable, layout transform)}`` for a built ``FocalNet``."""
+    ablated = {k: getattr(model, k) for k, v in OFFICIAL_SWITCHES.items() if getattr(model, k, v) != v}
+    if ablated:
+        raise ValueError(
+            f"timm's FocalNet has no ablated blocks; this model was built with {ablated}. "
+            f"Only models with {OFFICIAL_SWITCHES} map to timm weights."
+        )
     entries = _patch_embedding("stem", model.get_layer("stem"))
     for layer in model.layers:
         parts = layer.name.split("_")

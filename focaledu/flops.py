@@ -43,6 +43,10 @@ _DEFAULTS = dict(
 )
 
 
+#: Chapter 10's ablation switches at their official values (the only ones counted here).
+_OFFICIAL_SWITCHES = {"gating": True, "global_context": True, "pre_norm": True, "mixer": "focal"}
+
+
 def _config(model_or_config, image_size):
     if isinstance(model_or_config, str):
         config = preset_config(model_or_config)
@@ -56,6 +60,12 @@ def _config(model_or_config, image_size):
             f"received {type(model_or_config).__name__}."
         )
     config = {**_DEFAULTS, **config}
+    ablated = {k: config[k] for k, v in _OFFICIAL_SWITCHES.items() if config.get(k, v) != v}
+    if ablated:
+        raise ValueError(
+            f"The analytic counts cover the official FocalNet block; this config sets {ablated}. "
+            "For an ablated model use FocalNet(**config).count_params()."
+        )
     if image_size is not None:
         config["image_size"] = image_size
     size = config["image_size"]

@@ -27,6 +27,11 @@ def modulation_model(model, blocks=None):
             "`model` must be a focaledu.FocalNet (it exposes `modulation_outputs`); "
             f"received {type(model).__name__}."
         )
+    if not outputs:
+        raise ValueError(
+            f"`model` has no focal-modulation blocks (mixer={getattr(model, 'mixer', None)!r}), "
+            "so it has no gates or modulators to read."
+        )
     names = list(outputs) if blocks is None else list(blocks)
     unknown = [name for name in names if name not in outputs]
     if unknown:

@@ -1,5 +1,9 @@
 """The paper's nouns: PatchEmbedding, FocalModulation, Mlp and FocalNetBlock.
 
+Chapter 10's ablation switches live on the same layers (``gating``,
+``global_context``, ``pre_norm``, ``mixer``), plus ``DepthwiseConvMixer``, the
+convolution-only control mixer.
+
 Faithful to microsoft/FocalNet ``classification/focalnet.py`` (and timm's port).
 All tensors are channels-last ``(B, H, W, C)``; a 1x1 convolution of the
 official code is a ``Dense`` on the last axis here. Only ``keras.ops`` is used,
@@ -131,6 +135,25 @@ class FocalModulation(layers.Layer):
     sequence; level ``L + 1`` is GELU of the global average of level ``L``. The
     gates are raw (no softmax), as in the official code.
 
+    Two switches remove a part of the aggregation for ablations (Chapter 10);
+    both default to the official layer:
+
+    * ``gating=False`` (uniform gates): every level, the global one included,
+      is weighted by the same constant **1** instead of its learned per-token
+      gate, so the aggregate is the plain sum ``sum_l z_i^l`` (the mean with
+      ``normalize_modulator=True``). Any other constant ``c`` would only scale
+      the aggregate, and ``h`` is linear, so its kernel absorbs ``c``: the
+      constant sets the initial scale, not what the layer can represent. What
+      is lost is the per-token, per-level *selection* the gates make. ``f``
+      then has no gate channels: ``(dim + 1) * (L + 1)`` fewer parameters
+      (``dim * (L + 1)`` without ``bias``).
+    * ``global_context=False``: no level ``L + 1``; the aggregate is
+      ``sum_{l <= L} g_i^l z_i^l``, so every output depends only on the
+      receptive field of the last convolution. ``f`` has one gate channel
+      less: ``dim + 1`` fewer parameters (``dim`` without ``bias``; none when
+      ``gating=False``). ``normalize_modulator`` divides by ``L`` instead of
+      ``L + 1``.
+
     Args:
         dim: channels of the input and output.
         focal_window: kernel size of the first level (odd).
@@ -139,13 +162,20 @@ class FocalModulation(layers.Layer):
         bias: biases in ``f`` and ``h``.
         proj_drop: dropout after the output projection.
         use_postln_in_modulation: LayerNorm on ``q * modulator`` before ``proj``.
-        normalize_modulator: divide the aggregated context by ``L + 1``.
+        normalize_modulator: divide the aggregated context by the number of
+            levels it sums (``L + 1``, or ``L`` without global context).
+        gating: learned gates (True, official) or uniform gates of 1 (False).
+        global_context: include the global level ``L + 1`` (True, official).
 
     Call arguments:
         x: ``(B, H, W, dim)``.
         return_modulation: also return ``{"gates": (B, H, W, L+1),
             "modulator": (B, H, W, dim)}``, like
-            ``MultiHeadAttention(return_attention_scores=True)``.
+            ``MultiHeadAttention(return_attention_scores=True)``. ``gates``
+            are the weights the levels actually got: always ``L + 1``
+            channels, the global level last, so the plotting helpers work
+            for every variant; with ``gating=False`` they are ones, with
+            ``global_context=False`` the global channel is zeros.
     """
 
     def __init__(
@@ -158,6 +188,8 @@ class FocalModulation(layers.Layer):
         proj_drop=0.0,
         use_postln_in_modulation=False,
         normalize_modulator=False,
+        gating=True,
+        global_context=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -171,11 +203,16 @@ class FocalModulation(layers.Layer):
             "use_postln_in_modulation", use_postln_in_modulation
         )
         self.normalize_modulator = _validate.boolean("normalize_modulator", normalize_modulator)
+        self.gating = _validate.boolean("gating", gating)
+        self.global_context = _validate.boolean("global_context", global_context)
 
         self.kernel_sizes = [
             self.focal_factor * k + self.focal_window for k in range(self.focal_level)
         ]
-        self.f = layers.Dense(2 * self.dim + self.focal_level + 1, use_bias=self.bias, name="f")
+        #: Levels summed into the modulator: L convolutional (+ 1 global).
+        self.num_levels = self.focal_level + int(self.global_context)
+        gate_channels = self.num_levels if self.gating else 0
+        self.f = layers.Dense(2 * self.dim + gate_channels, use_bias=self.bias, name="f")
         self.focal_layers = [
             layers.DepthwiseConv2D(size, padding="same", use_bias=False, name=f"focal_layers_{k}")
             for k, size in enumerate(self.kernel_sizes)
@@ -201,16 +238,23 @@ class FocalModulation(layers.Layer):
 
     def call(self, x, training=None, return_modulation=False):
         _validate.float_input("inputs", x.dtype)
-        q, ctx, gates = ops.split(self.f(x), [self.dim, 2 * self.dim], axis=-1)
+        if self.gating:
+            q, ctx, gates = ops.split(self.f(x), [self.dim, 2 * self.dim], axis=-1)
+        else:
+            (q, ctx), gates = ops.split(self.f(x), [self.dim], axis=-1), None
+
+        def weigh(context, level):  # uniform gates: weight 1, no multiplication
+            return context if gates is None else context * gates[..., level : level + 1]
 
         ctx_all = 0
         for level, focal_layer in enumerate(self.focal_layers):
             ctx = gelu(focal_layer(ctx))
-            ctx_all = ctx_all + ctx * gates[..., level : level + 1]
-        ctx_global = gelu(ops.mean(ctx, axis=(1, 2), keepdims=True))
-        ctx_all = ctx_all + ctx_global * gates[..., self.focal_level :]
+            ctx_all = ctx_all + weigh(ctx, level)
+        if self.global_context:
+            ctx_global = gelu(ops.mean(ctx, axis=(1, 2), keepdims=True))
+            ctx_all = ctx_all + weigh(ctx_global, self.focal_level)
         if self.normalize_modulator:
-            ctx_all = ctx_all / (self.focal_level + 1)
+            ctx_all = ctx_all / self.num_levels
 
         modulator = self.h(ctx_all)
         y = q * modulator
@@ -218,8 +262,19 @@ class FocalModulation(layers.Layer):
             y = self.ln(y)
         y = self.proj_drop(self.proj(y), training=training)
         if return_modulation:
-            return y, {"gates": gates, "modulator": modulator}
+            return y, {"gates": self._level_weights(q, gates), "modulator": modulator}
         return y
+
+    def _level_weights(self, q, gates):
+        """The ``(B, H, W, L + 1)`` weights the levels got (learned, ones, zero for a dropped global level)."""
+        if self.gating and self.global_context:
+            return gates
+        ones = ops.ones_like(q[..., :1])
+        if gates is None:
+            gates = ops.concatenate([ones] * self.num_levels, axis=-1)
+        if not self.global_context:
+            gates = ops.concatenate([gates, ops.zeros_like(ones)], axis=-1)
+        return gates
 
     def get_config(self):
         config = super().get_config()
@@ -232,6 +287,87 @@ class FocalModulation(layers.Layer):
             proj_drop=self.proj_drop_rate,
             use_postln_in_modulation=self.use_postln_in_modulation,
             normalize_modulator=self.normalize_modulator,
+            gating=self.gating,
+            global_context=self.global_context,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="focaledu")
+class DepthwiseConvMixer(layers.Layer):
+    """A convolution-only token mixer: focal modulation without gates, global context or modulation.
+
+    ``y = proj(gelu(dw_L(... gelu(dw_1(expand(x))))))``: a pointwise
+    expansion to ``expansion * dim`` channels, the focal layer's ``L``
+    depthwise convolutions (same kernels ``focal_factor * l + focal_window``,
+    no bias, GELU after each) applied in sequence, and a pointwise projection
+    back to ``dim``. It sees the same neighbourhood as the last focal level
+    but has no query, no gates, no global level and no multiplicative
+    interaction: the control of Chapter 10's mixer ablation.
+
+    With the default ``expansion=2`` its two dense maps hold ``4 dim^2``
+    weights, like ``f``, ``h`` and ``proj`` of ``FocalModulation``: its
+    parameters are ``4 dim^2 + 2 dim sum_l k_l^2 + 3 dim`` against the focal
+    layer's ``4 dim^2 + dim sum_l k_l^2 + (L + 5) dim + L + 1`` (within about
+    10 % at width 64, two levels).
+
+    Args:
+        dim: channels of the input and output.
+        focal_window, focal_level, focal_factor: the depthwise kernels, as in
+            ``FocalModulation``.
+        expansion: hidden channels as a multiple of ``dim``.
+        proj_drop: dropout after the output projection.
+    """
+
+    def __init__(self, dim, focal_window=3, focal_level=2, focal_factor=2, expansion=2, proj_drop=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.dim = _validate.positive_int("dim", dim)
+        self.focal_window = _validate.odd_int("focal_window", focal_window)
+        self.focal_level = _validate.positive_int("focal_level", focal_level)
+        self.focal_factor = _validate.even_int("focal_factor", focal_factor)
+        self.expansion = _validate.positive_int("expansion", expansion)
+        self.proj_drop_rate = _validate.rate("proj_drop", proj_drop)
+        self.kernel_sizes = [self.focal_factor * k + self.focal_window for k in range(self.focal_level)]
+        self.hidden_dim = self.expansion * self.dim
+        self.expand = layers.Dense(self.hidden_dim, name="expand")
+        self.conv_layers = [
+            layers.DepthwiseConv2D(size, padding="same", use_bias=False, name=f"conv_layers_{k}")
+            for k, size in enumerate(self.kernel_sizes)
+        ]
+        self.proj = layers.Dense(self.dim, name="proj")
+        self.proj_drop = layers.Dropout(self.proj_drop_rate, name="proj_drop")
+
+    def build(self, input_shape):
+        if len(input_shape) != 4 or input_shape[-1] != self.dim:
+            raise ValueError(
+                f"DepthwiseConvMixer(dim={self.dim}) expects inputs of shape (batch, height, width, "
+                f"{self.dim}); received shape {tuple(input_shape)}. Set `dim` to the channel count."
+            )
+        self.expand.build(input_shape)
+        hidden_shape = tuple(input_shape[:-1]) + (self.hidden_dim,)
+        for conv in self.conv_layers:
+            conv.build(hidden_shape)
+        self.proj.build(hidden_shape)
+
+    def call(self, x, training=None):
+        _validate.float_input("inputs", x.dtype)
+        x = self.expand(x)
+        for conv in self.conv_layers:
+            x = gelu(conv(x))
+        return self.proj_drop(self.proj(x), training=training)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            dim=self.dim,
+            focal_window=self.focal_window,
+            focal_level=self.focal_level,
+            focal_factor=self.focal_factor,
+            expansion=self.expansion,
+            proj_drop=self.proj_drop_rate,
         )
         return config
 
@@ -277,20 +413,53 @@ class FocalNetBlock(layers.Layer):
 
     ``use_postln=True`` moves each norm after its branch instead
     (``norm1(modulation(x))``, ``norm2(mlp(x))``), as the large official models
-    do. The keras.io tutorial had no norm before the modulation at all.
+    do. The keras.io tutorial had no norm before the modulation at all:
+    ``pre_norm=False`` builds that block, ``x = x + drop_path(gamma_1 *
+    modulation(x))`` (the MLP keeps ``norm2``). With the pre-norm the mixer
+    only ever sees ``norm1(x)``, so scaling or shifting a token's channels
+    leaves the mixer's input unchanged; without it the mixer sees the raw
+    residual stream, whose scale grows with depth.
+
+    For Chapter 10's ablations ``mixer`` swaps the token mixer, keeping the
+    rest of the block (norms, MLP, drop path, layer scale):
+
+    * ``"focal"`` (default): ``FocalModulation`` (sublayer ``modulation``);
+    * ``"attention"``: ``focaledu.attention.MultiHeadSelfAttention`` over all
+      ``H * W`` tokens of the stage, with Swin's learned relative position
+      bias (global attention alone would not know where tokens are; the
+      other mixers learn it from their zero-padded convolutions) (sublayer
+      ``attn``; ``focal_*``, ``gating``, ``global_context`` and the
+      modulation flags are ignored);
+    * ``"dwconv"``: ``DepthwiseConvMixer``, the focal layer's depthwise
+      convolutions without gates, global context or modulation (sublayer
+      ``dwconv``; ``focal_level``, ``focal_window``, ``focal_factor`` set its
+      kernels).
+
+    Only a focal block has gates and a modulator: ``return_modulation=True``
+    raises for the other mixers.
 
     Args:
         dim: channels.
         mlp_ratio: MLP hidden width as a multiple of ``dim``.
-        drop: dropout in the modulation projection and the MLP.
+        drop: dropout in the mixer's output projection and the MLP.
         drop_path: stochastic depth rate of this block.
         focal_level, focal_window, focal_factor: see ``FocalModulation``.
         use_layerscale: learnable per-channel scales ``gamma_1``, ``gamma_2``
             initialised to ``layerscale_value``.
         layerscale_value: initial layer scale.
         use_postln: post-norm instead of pre-norm.
-        use_postln_in_modulation, normalize_modulator: see ``FocalModulation``.
+        use_postln_in_modulation, normalize_modulator, gating, global_context:
+            see ``FocalModulation``.
+        pre_norm: LayerNorm ``norm1`` before the token mixer (official: True).
+            False removes it (``2 * dim`` fewer parameters); it requires
+            ``use_postln=False``.
+        mixer: ``"focal"``, ``"attention"`` or ``"dwconv"``.
+        num_heads: attention heads for ``mixer="attention"``; None picks head
+            width 32 (``dim // 32`` heads, as Swin) when 32 divides ``dim``,
+            else one head.
     """
+
+    MIXERS = ("focal", "attention", "dwconv")
 
     def __init__(
         self,
@@ -306,6 +475,11 @@ class FocalNetBlock(layers.Layer):
         use_postln=False,
         use_postln_in_modulation=False,
         normalize_modulator=False,
+        gating=True,
+        global_context=True,
+        pre_norm=True,
+        mixer="focal",
+        num_heads=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -313,25 +487,66 @@ class FocalNetBlock(layers.Layer):
         self.mlp_ratio = _validate.positive_float("mlp_ratio", mlp_ratio)
         self.drop_rate = _validate.rate("drop", drop)
         self.drop_path_rate = _validate.rate("drop_path", drop_path)
+        self.focal_level = _validate.positive_int("focal_level", focal_level)
+        self.focal_window = _validate.odd_int("focal_window", focal_window)
+        self.focal_factor = _validate.even_int("focal_factor", focal_factor)
         self.use_layerscale = _validate.boolean("use_layerscale", use_layerscale)
         self.layerscale_value = _validate.positive_float("layerscale_value", layerscale_value)
         self.use_postln = _validate.boolean("use_postln", use_postln)
+        self.use_postln_in_modulation = _validate.boolean("use_postln_in_modulation", use_postln_in_modulation)
+        self.normalize_modulator = _validate.boolean("normalize_modulator", normalize_modulator)
+        self.gating = _validate.boolean("gating", gating)
+        self.global_context = _validate.boolean("global_context", global_context)
+        self.pre_norm = _validate.boolean("pre_norm", pre_norm)
+        self.mixer = _validate.choice("mixer", mixer, self.MIXERS)
+        self.num_heads = _validate.optional_positive_int("num_heads", num_heads)
+        if not self.pre_norm and self.use_postln:
+            raise ValueError(
+                "`pre_norm=False` removes the LayerNorm before the token mixer of a pre-norm block; "
+                "a post-norm block (use_postln=True) has none there. Use pre_norm=True with use_postln=True."
+            )
 
-        self.norm1 = layer_norm("norm1")
-        self.modulation = FocalModulation(
-            self.dim,
-            focal_window=focal_window,
-            focal_level=focal_level,
-            focal_factor=focal_factor,
-            proj_drop=self.drop_rate,
-            use_postln_in_modulation=use_postln_in_modulation,
-            normalize_modulator=normalize_modulator,
-            name="modulation",
-        )
+        self.norm1 = layer_norm("norm1") if (self.pre_norm or self.use_postln) else None
+        self.modulation = self.attn = self.dwconv = None
+        if self.mixer == "focal":
+            self.modulation = FocalModulation(
+                self.dim,
+                focal_window=self.focal_window,
+                focal_level=self.focal_level,
+                focal_factor=self.focal_factor,
+                proj_drop=self.drop_rate,
+                use_postln_in_modulation=self.use_postln_in_modulation,
+                normalize_modulator=self.normalize_modulator,
+                gating=self.gating,
+                global_context=self.global_context,
+                name="modulation",
+            )
+        elif self.mixer == "attention":
+            from focaledu.attention import MultiHeadSelfAttention  # attention.py imports this module
+
+            heads = self.num_heads or (self.dim // 32 if self.dim % 32 == 0 else 1)
+            self.attn = MultiHeadSelfAttention(
+                self.dim, heads, qkv_bias=True, proj_drop=self.drop_rate, relative_position_bias=True,
+                name="attn",
+            )
+        else:
+            self.dwconv = DepthwiseConvMixer(
+                self.dim,
+                focal_window=self.focal_window,
+                focal_level=self.focal_level,
+                focal_factor=self.focal_factor,
+                proj_drop=self.drop_rate,
+                name="dwconv",
+            )
         # Stochastic depth: one keep/drop decision per sample, rescaled like timm's DropPath.
         self.drop_path = layers.Dropout(self.drop_path_rate, noise_shape=(None, 1, 1, 1), name="drop_path")
         self.norm2 = layer_norm("norm2")
         self.mlp = Mlp(self.dim, int(self.dim * self.mlp_ratio), drop=self.drop_rate, name="mlp")
+
+    @property
+    def token_mixer(self):
+        """The mixer sublayer: ``modulation``, ``attn`` or ``dwconv``, as ``mixer`` says."""
+        return {"focal": self.modulation, "attention": self.attn, "dwconv": self.dwconv}[self.mixer]
 
     def build(self, input_shape):
         if len(input_shape) != 4 or input_shape[-1] != self.dim:
@@ -339,17 +554,27 @@ class FocalNetBlock(layers.Layer):
                 f"FocalNetBlock(dim={self.dim}) expects inputs of shape (batch, height, width, "
                 f"{self.dim}); received shape {tuple(input_shape)}. Set `dim` to the channel count."
             )
-        self.norm1.build(input_shape)
-        self.modulation.build(input_shape)
+        if self.norm1 is not None:
+            self.norm1.build(input_shape)
+        self.token_mixer.build(input_shape)
         self.norm2.build(input_shape)
         self.mlp.build(input_shape)
         self.gamma_1, self.gamma_2 = layer_scales(self, self.dim, self.layerscale_value, self.use_layerscale)
 
     def call(self, x, training=None, return_modulation=False):
+        if return_modulation and self.mixer != "focal":
+            raise ValueError(
+                f"return_modulation=True needs mixer='focal': a block with mixer={self.mixer!r} has no "
+                "gates or modulator."
+            )
         shortcut = x
-        if not self.use_postln:
+        if self.pre_norm and not self.use_postln:
             x = self.norm1(x)
-        x, maps = self.modulation(x, training=training, return_modulation=True)
+        maps = None
+        if self.mixer == "focal":
+            x, maps = self.modulation(x, training=training, return_modulation=True)
+        else:
+            x = self.token_mixer(x, training=training)
         if self.use_postln:
             x = self.norm1(x)
         x = shortcut + self.drop_path(scale(x, self.gamma_1), training=training)
@@ -363,19 +588,23 @@ class FocalNetBlock(layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        modulation = self.modulation
         config.update(
             dim=self.dim,
             mlp_ratio=self.mlp_ratio,
             drop=self.drop_rate,
             drop_path=self.drop_path_rate,
-            focal_level=modulation.focal_level,
-            focal_window=modulation.focal_window,
-            focal_factor=modulation.focal_factor,
+            focal_level=self.focal_level,
+            focal_window=self.focal_window,
+            focal_factor=self.focal_factor,
             use_layerscale=self.use_layerscale,
             layerscale_value=self.layerscale_value,
             use_postln=self.use_postln,
-            use_postln_in_modulation=modulation.use_postln_in_modulation,
-            normalize_modulator=modulation.normalize_modulator,
+            use_postln_in_modulation=self.use_postln_in_modulation,
+            normalize_modulator=self.normalize_modulator,
+            gating=self.gating,
+            global_context=self.global_context,
+            pre_norm=self.pre_norm,
+            mixer=self.mixer,
+            num_heads=self.num_heads,
         )
         return config

@@ -25,6 +25,12 @@ class FocalNet(keras.Model):
     ``{"gates", "modulator"}`` tensors, and ``focaledu.interpret.modulation_maps``
     evaluates them. No tensor is stored on a layer during ``call``.
 
+    The ablation switches of Chapter 10 (``gating``, ``global_context``,
+    ``pre_norm``, ``mixer``, ``num_heads``) are passed to every block; their
+    defaults are the official model. With ``mixer="attention"`` or
+    ``"dwconv"`` the blocks have no gates or modulator, so
+    ``modulation_outputs`` is empty (``block_names`` still lists every block).
+
     Args:
         image_size: int or ``(height, width)``; divisible by
             ``patch_size * 2 ** (len(depths) - 1)``.
@@ -47,6 +53,12 @@ class FocalNet(keras.Model):
         normalize_modulator: divide the aggregated context by ``L + 1``.
         patch_norm: LayerNorm after the stem.
         in_chans: input channels.
+        gating: learned gates (True) or uniform gates of 1 (see ``FocalModulation``).
+        global_context: keep the global level of the modulation.
+        pre_norm: LayerNorm before the token mixer of each block (see ``FocalNetBlock``).
+        mixer: the blocks' token mixer, ``"focal"``, ``"attention"`` or ``"dwconv"``.
+        num_heads: attention heads per stage for ``mixer="attention"``; None:
+            head width 32 (see ``FocalNetBlock``).
     """
 
     def __init__(
@@ -70,6 +82,11 @@ class FocalNet(keras.Model):
         normalize_modulator=False,
         patch_norm=True,
         in_chans=3,
+        gating=True,
+        global_context=True,
+        pre_norm=True,
+        mixer="focal",
+        num_heads=None,
         name="focalnet",
         **kwargs,
     ):
@@ -86,6 +103,13 @@ class FocalNet(keras.Model):
         focal_windows = _validate.per_stage("focal_windows", focal_windows, num_stages)
         drop_rate = _validate.rate("drop_rate", drop_rate)
         drop_path_rate = _validate.rate("drop_path_rate", drop_path_rate)
+        gating = _validate.boolean("gating", gating)
+        global_context = _validate.boolean("global_context", global_context)
+        pre_norm = _validate.boolean("pre_norm", pre_norm)
+        mixer = _validate.choice("mixer", mixer, FocalNetBlock.MIXERS)
+        if num_heads is not None:
+            num_heads = [_validate.positive_int("num_heads", n)
+                         for n in _validate.per_stage("num_heads", num_heads, num_stages)]
         if use_conv_embed and patch_size != 4:
             raise ValueError(
                 "With use_conv_embed=True the stem is the official 7x7 stride-4 convolution, so "
@@ -102,7 +126,7 @@ class FocalNet(keras.Model):
         x = PatchEmbedding(embed_dim, patch_size, use_conv_embed, use_norm=patch_norm, name="stem")(inputs)
         x = layers.Dropout(drop_rate, name="pos_drop")(x)
         drop_paths = np.linspace(0.0, drop_path_rate, sum(depths))
-        modulation_outputs = {}
+        modulation_outputs, block_names = {}, []
         for i, depth in enumerate(depths):
             dim = embed_dim * 2**i
             if i > 0:
@@ -121,9 +145,18 @@ class FocalNet(keras.Model):
                     use_postln=use_postln,
                     use_postln_in_modulation=use_postln_in_modulation,
                     normalize_modulator=normalize_modulator,
+                    gating=gating,
+                    global_context=global_context,
+                    pre_norm=pre_norm,
+                    mixer=mixer,
+                    num_heads=None if num_heads is None else num_heads[i],
                     name=f"layers_{i}_blocks_{j}",
                 )
-                x, modulation_outputs[block.name] = block(x, return_modulation=True)
+                block_names.append(block.name)
+                if mixer == "focal":
+                    x, modulation_outputs[block.name] = block(x, return_modulation=True)
+                else:
+                    x = block(x)
         x = layer_norm("norm")(x)
         outputs = layers.GlobalAveragePooling2D(name="avgpool")(x)
         if num_classes:
@@ -131,6 +164,7 @@ class FocalNet(keras.Model):
         super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
 
         self.modulation_outputs = modulation_outputs
+        self._block_names = block_names
         self.image_size = (height, width)
         self.num_classes = num_classes
         self.patch_size = patch_size
@@ -150,6 +184,11 @@ class FocalNet(keras.Model):
         self.normalize_modulator = normalize_modulator
         self.patch_norm = patch_norm
         self.in_chans = in_chans
+        self.gating = gating
+        self.global_context = global_context
+        self.pre_norm = pre_norm
+        self.mixer = mixer
+        self.num_heads = num_heads
 
     def call(self, inputs, training=None, mask=None):
         # The functional graph would silently cast uint8 images to float32 and
@@ -159,8 +198,12 @@ class FocalNet(keras.Model):
 
     @property
     def block_names(self):
-        """Names of the ``FocalNetBlock`` layers, in order: ``layers_{stage}_blocks_{index}``."""
-        return list(self.modulation_outputs)
+        """Names of the ``FocalNetBlock`` layers, in order: ``layers_{stage}_blocks_{index}``.
+
+        With the default focal mixer these are also the keys of
+        ``modulation_outputs``; other mixers have no modulation outputs.
+        """
+        return list(self._block_names)
 
     def get_config(self):
         return {
@@ -185,6 +228,11 @@ class FocalNet(keras.Model):
             "normalize_modulator": self.normalize_modulator,
             "patch_norm": self.patch_norm,
             "in_chans": self.in_chans,
+            "gating": self.gating,
+            "global_context": self.global_context,
+            "pre_norm": self.pre_norm,
+            "mixer": self.mixer,
+            "num_heads": None if self.num_heads is None else list(self.num_heads),
         }
 
     @classmethod
