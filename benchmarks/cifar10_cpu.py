@@ -20,11 +20,14 @@ import _common  # noqa: E402
 
 
 def main(argv=None):
-    args = _common.parser(__doc__.splitlines()[0], epochs=30).parse_args(argv)
+    args = _common.parser(__doc__.splitlines()[0], epochs=26).parse_args(argv)
     from focaledu import training
 
     recipe = training.recipe("full")
-    return _common.run_training_benchmark("cifar10_cpu", "focalnet_cifar_tiny", recipe, args)
+    # The official overlapping stem (7x7/s4 conv, 3x3/s2 downsampling) costs ~20 % throughput
+    # here and is kept for the accuracy it buys at 32x32 (see the README's recipe notes).
+    return _common.run_training_benchmark("cifar10_cpu", "focalnet_cifar_tiny", recipe, args,
+                                          model_overrides={"use_conv_embed": True})
 
 
 if __name__ == "__main__":

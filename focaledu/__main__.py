@@ -102,7 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="quick: subset (200/100 images per class), 3 epochs, ~1 min on CPU; "
                             "full: the CIFAR-10 recipe (default)")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--batch-size", type=_positive_int, default=None)
+    train.add_argument("--batch-size", type=_positive_int, default=None,
+                       help="global batch: one optimizer step, split evenly over --devices")
+    train.add_argument("--devices", type=_positive_int, default=None, metavar="N",
+                       help="data-parallel over N devices (JAX: keras.distribution.DataParallel; "
+                            "TensorFlow: tf.distribute.MirroredStrategy); default: one device")
+    train.add_argument("--scale-lr", action="store_true",
+                       help="scale the profile's learning rates linearly to --batch-size "
+                            "(lr * batch / profile batch), as when the global batch grows with the devices")
     train.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate")
     train.add_argument("--min-lr", type=_positive_float, default=None, help="final learning rate")
     train.add_argument("--warmup-epochs", type=_nonnegative_float, default=None)
@@ -175,15 +182,28 @@ def _train(args, argv) -> int:
         global_clipnorm=args.clipnorm,  # 0 switches clipping off
     )
     model_overrides = {k: v for k, v in (("embed_dim", args.embed_dim), ("depths", args.depths)) if v is not None}
+    if args.scale_lr and (args.batch_size is None or args.lr is not None or args.min_lr is not None):
+        return _fail("--scale-lr needs --batch-size and derives the learning rates from it; "
+                     "drop --lr/--min-lr or --scale-lr.", EXIT_USAGE)
     try:
-        recipe = training.recipe(args.profile, **overrides)
+        if args.scale_lr:
+            recipe = training.recipe(args.profile, **{**overrides, "batch_size": None}).scaled_to(args.batch_size)
+        else:
+            recipe = training.recipe(args.profile, **overrides)
     except ValueError as err:
         return _fail(str(err), EXIT_USAGE)
+    if args.devices is not None and args.devices > 1:
+        from focaledu.distribute import check_devices
+
+        try:
+            check_devices(args.devices, recipe.batch_size)
+        except ValueError as err:
+            return _fail(str(err), EXIT_USAGE)
     command = shlex.join(["python", "-m", "focaledu", *argv])
     try:
         result = training.fit(
             args.preset, args.data, args.out, profile=recipe, seed=args.seed, verbose=args.verbose,
-            command=command, model_overrides=model_overrides,
+            command=command, model_overrides=model_overrides, devices=args.devices,
         )
     except _data_errors() as err:
         return _fail(str(err))

@@ -194,6 +194,21 @@ class Recipe:
             raise TypeError(f"Unknown Recipe field(s) {unknown}. Accepted: {[f.name for f in dataclasses.fields(self)]}")
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
+    def scaled_to(self, batch_size: int) -> "Recipe":
+        """This recipe at another global batch, learning rates scaled linearly (Goyal et al. 2017).
+
+        The official FocalNet does the same (``lr = base_lr * global_batch / 512``).
+        Use it when adding devices also grows the global batch; splitting the
+        same global batch over more devices needs no change.
+        """
+        _check(isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size >= 1,
+               "batch_size", batch_size, "a positive integer")
+        factor = batch_size / self.batch_size
+        return dataclasses.replace(
+            self, batch_size=batch_size, learning_rate=self.learning_rate * factor,
+            warmup_learning_rate=self.warmup_learning_rate * factor, min_learning_rate=self.min_learning_rate * factor,
+        )
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -660,6 +675,7 @@ def fit(
     verbose="auto",
     command: str | None = None,
     model_overrides: dict | None = None,
+    devices: int | None = None,
     **recipe_overrides,
 ) -> RunResult:
     """Trains a FocalNet preset with the recipe and writes a run directory.
@@ -677,6 +693,10 @@ def fit(
         verbose: passed to ``model.fit`` (1: progress bar, 2: a line per epoch).
         command: recorded in ``metrics.json`` (default: this call).
         model_overrides: constructor overrides of the preset (e.g. a smaller ``embed_dim``).
+        devices: train data-parallel on this many devices
+            (:func:`focaledu.distribute.data_parallel`); the recipe's
+            ``batch_size`` is the global batch, split evenly between them.
+            None: one device, no distribution.
         **recipe_overrides: :class:`Recipe` fields (None values ignored).
 
     Writes into ``out_dir``: ``history.csv`` (``CSVLogger``), ``history.json``,
@@ -694,9 +714,7 @@ def fit(
     Returns:
         A :class:`RunResult` (``history``, ``test_accuracy``, ``metrics``, ``model``).
     """
-    import keras
-
-    from focaledu import callbacks as fcb
+    from focaledu.distribute import data_parallel
     from focaledu.model import preset_config
 
     recipe_ = recipe(profile, **recipe_overrides)
@@ -709,6 +727,17 @@ def fit(
         command = f"focaledu.training.fit(preset={preset!r}, data={str(data)!r}, epochs={epochs}, seed={seed})"
 
     dataset = load_data(data, recipe_, seed=seed)
+    with data_parallel(devices, recipe_.batch_size) as device_names:
+        return _fit(preset, dataset, out_dir, recipe_, epochs, seed, callbacks, verbose, command, model_overrides,
+                    config, device_names)
+
+
+def _fit(preset, dataset, out_dir, recipe_, epochs, seed, callbacks, verbose, command, model_overrides, config,
+         device_names) -> RunResult:
+    import keras
+
+    from focaledu import callbacks as fcb
+
     keras.utils.set_random_seed(seed)
     model = build_model(preset, recipe_, **model_overrides)
     pipelines = make_pipelines(dataset, recipe_, model.num_classes or dataset.num_classes, model.image_size, seed)
@@ -780,6 +809,7 @@ def fit(
         "warmup_steps": warmup_steps,
         "decay_steps": decay_steps,
         "jit_compile": model.jit_compile if hasattr(model, "jit_compile") else None,
+        "devices": list(device_names),
         "data": {
             "source_label": dataset.source_label,
             "source": dataset.source,

@@ -123,3 +123,14 @@ def test_help_lists_profiles_and_presets(capsys):
         cli.main(["train", "--help"])
     text = capsys.readouterr().out
     assert "quick" in text and "full" in text and "focalnet_cifar_tiny" in text
+
+
+def test_devices_and_scale_lr_usage_errors(tmp_path, capsys):
+    base = ["train", "--preset", "focalnet_cifar_tiny", "--out", str(tmp_path), "--data", "synthetic"]
+    assert cli.main([*base, "--devices", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "`devices=64` but only" in err and "xla_force_host_platform_device_count" in err
+    assert cli.main([*base, "--scale-lr"]) == 2
+    assert "--scale-lr needs --batch-size" in capsys.readouterr().err
+    assert cli.main([*base, "--scale-lr", "--batch-size", "256", "--lr", "1e-3"]) == 2
+    assert not any(tmp_path.iterdir())  # nothing written

@@ -20,6 +20,7 @@ import pytest
 from focaledu import callbacks as fcb
 from focaledu import training
 from focaledu.data import SYNTHETIC_LABEL, synthetic_cifar10
+from run_callbacks import FirstEpochProbe, Interrupt
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_ZIP = ROOT / ".." / "shared" / "data" / "cifar10-jpeg.zip"
@@ -29,34 +30,6 @@ TINY = {"embed_dim": 16, "depths": [1, 1, 1]}
 SMALL = dict(train_per_class=60, test_per_class=20, batch_size=32, warmup_epochs=1.0, monitor_every=0)
 
 
-class Interrupt(keras.callbacks.Callback):
-    """Simulates a killed run: raises at the end of epoch ``at`` (after the backup is written)."""
-
-    def __init__(self, at=0):
-        super().__init__()
-        self.at = at
-        self.weights = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.at:
-            self.weights = [np.array(w) for w in self.model.get_weights()]
-            raise KeyboardInterrupt(f"simulated kill after epoch {epoch + 1}")
-
-
-class FirstEpochProbe(keras.callbacks.Callback):
-    """Records the first epoch index and the weights when training (re)starts."""
-
-    def __init__(self):
-        super().__init__()
-        self.first_epoch = None
-        self.weights = None
-        self.iterations = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if self.first_epoch is None:
-            self.first_epoch = epoch
-            self.weights = [np.array(w) for w in self.model.get_weights()]
-            self.iterations = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
 
 # --------------------------------------------------------------------------
