@@ -1,0 +1,377 @@
+"""Chapter 10's ablations: which parts of a FocalNet matter on CIFAR-10?
+
+Every variant is the preset ``focalnet_cifar_tiny`` (patch 4, width 64,
+depths 2-2-2, two focal levels, 2.28 M parameters) with a few constructor
+overrides (:data:`VARIANTS`):
+
+* ``levels_1``, ``levels_3``, ``levels_4``: the number of focal levels ``L``
+  (the baseline has 2);
+* ``uniform_gates``: every level weighted by 1 instead of its learned gate;
+* ``no_global``: no global-context level;
+* ``no_prenorm``: no LayerNorm before the token mixer (the keras.io tutorial);
+* ``attention``, ``dwconv``: the token mixer swapped for multi-head
+  self-attention (with a relative position bias) or a depthwise-convolution
+  stack, at an equal parameter budget: their MLPs are widened or narrowed
+  (``mlp_ratio``, found by :func:`matched_mlp_ratio`) until the whole model
+  has the baseline's parameter count within 0.1 %.
+
+:func:`run_variant` trains one variant with ``focaledu.training.fit`` and
+returns a JSON-ready record; ``benchmarks/ablations.py`` runs them all into
+``benchmarks/results/ablations.json``, which :func:`load_results`,
+:func:`results_table` and :func:`plot_results` read back.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "BENCHMARK_RECIPE",
+    "PRESET",
+    "VARIANTS",
+    "Variant",
+    "benchmark_recipe",
+    "build_variant",
+    "data_label",
+    "load_results",
+    "matched_mlp_ratio",
+    "merge_run",
+    "model_config",
+    "parameter_counts",
+    "plot_results",
+    "results_table",
+    "run_variant",
+    "summarize",
+    "variant",
+]
+
+PRESET = "focalnet_cifar_tiny"
+RESULTS_NAME = "ablations.json"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One ablation: ``PRESET`` with ``overrides`` passed to ``FocalNet``."""
+
+    name: str
+    description: str
+    overrides: dict = field(default_factory=dict)
+    group: str = "baseline"
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant("baseline", "focalnet_cifar_tiny as defined: L = 2 (kernels 3, 5), learned gates, "
+                        "global context, pre-norm"),
+    Variant("levels_1", "1 focal level (kernel 3) + global", {"focal_levels": [1, 1, 1]}, "focal levels"),
+    Variant("levels_3", "3 focal levels (kernels 3, 5, 7) + global", {"focal_levels": [3, 3, 3]}, "focal levels"),
+    Variant("levels_4", "4 focal levels (kernels 3, 5, 7, 9) + global", {"focal_levels": [4, 4, 4]},
+            "focal levels"),
+    Variant("uniform_gates", "no gating: every level (global included) weighted by 1", {"gating": False},
+            "aggregation"),
+    Variant("no_global", "no global-context level (only the 2 local levels)", {"global_context": False},
+            "aggregation"),
+    Variant("no_prenorm", "no LayerNorm before the token mixer (as the keras.io tutorial)", {"pre_norm": False},
+            "block"),
+    # mlp_ratio: matched_mlp_ratio(...) to the baseline's 2,280,540 parameters (tests/test_ablations.py).
+    Variant("attention", "self-attention over each stage's tokens (head width 32, relative position bias); "
+                         "MLP widened to the baseline's parameters",
+            {"mixer": "attention", "mlp_ratio": 4.09375}, "mixer"),
+    Variant("dwconv", "depthwise convolutions only (expand x2, kernels 3, 5 with GELU, project; no gates, "
+                      "no modulation); MLP narrowed to the baseline's parameters",
+            {"mixer": "dwconv", "mlp_ratio": 3.921875}, "mixer"),
+)
+
+_BY_NAME = {v.name: v for v in VARIANTS}
+
+#: The benchmark's budget, as overrides of the ``full`` recipe (AdamW 2e-3,
+#: warm-up + cosine, crop + flip, label smoothing 0.1, batch 128): 2 epochs on
+#: the first 4,000 training images of each class (36,000 trained on, 4,000
+#: held out for validation), the full 10,000-image test set, a half-epoch
+#: warm-up and no monitor figures. See ``benchmarks/ablations.py`` for the
+#: time this takes.
+BENCHMARK_RECIPE = dict(epochs=2, train_per_class=4000, warmup_epochs=0.5, monitor_every=0)
+
+
+def variant(name: str) -> Variant:
+    """The :class:`Variant` called ``name``."""
+    if name not in _BY_NAME:
+        raise ValueError(f"Unknown ablation `name` {name!r}. Accepted values: {', '.join(_BY_NAME)}.")
+    return _BY_NAME[name]
+
+
+def model_config(name: str, **extra) -> dict:
+    """``FocalNet`` constructor arguments of variant ``name`` (``extra`` overrides them)."""
+    from focaledu.model import preset_config
+
+    return preset_config(PRESET, **{**copy.deepcopy(variant(name).overrides), **extra})
+
+
+def build_variant(name: str, **extra):
+    """``FocalNet`` of variant ``name`` (``extra`` overrides, e.g. ``num_classes``)."""
+    from focaledu.model import FocalNet
+
+    return FocalNet(**model_config(name, **extra))
+
+
+def parameter_counts(names=None) -> dict[str, int]:
+    """``{variant: parameters}`` of the built models (all variants by default)."""
+    return {name: int(build_variant(name).count_params()) for name in (names or [v.name for v in VARIANTS])}
+
+
+def matched_mlp_ratio(overrides: dict, target: int, step: float = 1 / 64, span: float = 1.0,
+                      preset: str = PRESET) -> float:
+    """The ``mlp_ratio`` that brings ``preset`` with ``overrides`` closest to ``target`` parameters.
+
+    An MLP of width ``dim`` and hidden width ``n`` has ``(2 dim + 1) n + dim``
+    parameters, so the count is known for every ratio once the model has been
+    built at one: the search builds a single model and scans ratios
+    ``mlp_ratio +- span`` in steps of ``step`` (1/64 keeps every stage's
+    hidden width ``int(dim * ratio)`` a whole multiple of the ratio's step).
+    """
+    from focaledu.model import FocalNet, preset_config
+
+    config = preset_config(preset, **overrides)
+    built = FocalNet(**config).count_params()
+    ratio0 = float(config.get("mlp_ratio", 4.0))
+    dims = [config["embed_dim"] * 2**i for i, depth in enumerate(config["depths"]) for _ in range(depth)]
+
+    def params(ratio):
+        return built + sum((2 * d + 1) * (int(d * ratio) - int(d * ratio0)) for d in dims)
+
+    candidates = ratio0 + step * np.arange(-round(span / step), round(span / step) + 1)
+    candidates = [float(r) for r in candidates if r > 0]
+    return min(candidates, key=lambda r: (abs(params(r) - target), abs(r - ratio0)))
+
+
+def benchmark_recipe(**overrides):
+    """The ``full`` recipe with :data:`BENCHMARK_RECIPE` and ``overrides`` applied."""
+    from focaledu import training
+
+    return training.recipe("full", **{**BENCHMARK_RECIPE, **overrides})
+
+
+def data_label(source_label: str) -> str:
+    """A short caption for a dataset's ``source_label``: ``"CIFAR-10, JPEG mirror"``, or the synthetic label."""
+    if "JPEG mirror" in source_label:
+        return "CIFAR-10, JPEG mirror"
+    return source_label
+
+
+def run_variant(name: str, data=None, out_dir=None, *, profile="quick", epochs=None, seed: int = 0,
+                verbose=2, command: str | None = None, model_overrides: dict | None = None,
+                **recipe_overrides) -> dict:
+    """Trains variant ``name`` with ``focaledu.training.fit`` and returns its run record.
+
+    Args:
+        name: a :data:`VARIANTS` name.
+        data, out_dir, profile, epochs, seed, verbose, command, recipe_overrides:
+            as ``training.fit`` (an ``ImageDataset`` avoids reloading the data
+            for every variant).
+        model_overrides: applied after the variant's own (e.g. a tiny width for smoke tests).
+
+    Returns:
+        A JSON-ready dict: ``variant``, ``description``, ``group``, ``seed``,
+        ``model_overrides``, ``parameters``, ``test_accuracy``, ``test_loss``,
+        ``test_images``, ``best_val_accuracy``, ``train_seconds`` (``model.fit``,
+        validation included), ``seconds`` (the whole call: data, build,
+        training, test), ``images_per_second`` (training images per second of
+        ``model.fit``), ``settings`` (epochs, training images, steps, batch,
+        warm-up and decay steps, the recipe), ``data`` (its ``source_label``),
+        ``history``, ``command``, ``machine``, ``versions`` and ``date``.
+    """
+    from focaledu import training
+
+    chosen = variant(name)
+    overrides = {**copy.deepcopy(chosen.overrides), **(model_overrides or {})}
+    if command is None:
+        command = f"focaledu.ablations.run_variant({name!r}, seed={seed})"
+    start = time.perf_counter()
+    result = training.fit(PRESET, data, out_dir, profile=profile, epochs=epochs, seed=seed, verbose=verbose,
+                          command=command, model_overrides=overrides, **recipe_overrides)
+    seconds = time.perf_counter() - start
+    m = result.metrics
+    recipe = m["recipe"]
+    fit_images = m["steps_per_epoch"] * recipe["batch_size"]
+    return {
+        "variant": name,
+        "description": chosen.description,
+        "group": chosen.group,
+        "seed": seed,
+        "model_overrides": overrides,
+        "parameters": m["parameters"],
+        "test_accuracy": m["test_accuracy"],
+        "test_loss": m["test_loss"],
+        "test_images": m["test_images"],
+        "best_val_accuracy": m["best_val_accuracy"],
+        "train_seconds": m["train_seconds"],
+        "seconds": seconds,
+        "images_per_second": fit_images * m["epochs"] / m["train_seconds"],
+        "settings": {
+            "epochs": m["epochs"],
+            "train_images": m["data"]["train_images"],
+            "images_per_epoch": fit_images,
+            "steps_per_epoch": m["steps_per_epoch"],
+            "batch_size": recipe["batch_size"],
+            "learning_rate": recipe["learning_rate"],
+            "warmup_steps": m["warmup_steps"],
+            "decay_steps": m["decay_steps"],
+            "jit_compile": m["jit_compile"],
+            "recipe": recipe,
+        },
+        "data": {k: m["data"][k] for k in ("source_label", "train_images", "test_images")},
+        "history": {k: v for k, v in result.history.items() if k != "epoch"},
+        "command": m["command"],
+        "machine": m["machine"],
+        "versions": m["versions"],
+        "date": m["date"],
+    }
+
+
+# --------------------------------------------------------------------------
+# Results file
+# --------------------------------------------------------------------------
+
+
+def merge_run(path, record: dict, header: dict | None = None) -> dict:
+    """Adds ``record`` to the results file at ``path`` and returns the file's content.
+
+    A run of the same variant and seed is replaced; the others are kept, so a
+    benchmark that stops half-way keeps every finished run. ``header`` (the
+    top-level fields: benchmark, budget, command, ...) replaces the file's. The
+    file is written atomically.
+    """
+    path = Path(path)
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results.update(header or {})
+    runs = [r for r in results.get("runs", []) if (r["variant"], r["seed"]) != (record["variant"], record["seed"])]
+    runs.append(record)
+    order = {v.name: i for i, v in enumerate(VARIANTS)}
+    results["runs"] = sorted(runs, key=lambda r: (order.get(r["variant"], len(order)), r["seed"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    os.replace(tmp, path)
+    return results
+
+
+def load_results(path=None) -> dict | None:
+    """The committed ``benchmarks/results/ablations.json`` (None when it does not exist).
+
+    Without ``path`` it is looked for from the repository root and from
+    ``book/`` (where the chapters run).
+    """
+    candidates = [Path(path)] if path is not None else [
+        Path("benchmarks/results") / RESULTS_NAME,
+        Path("../benchmarks/results") / RESULTS_NAME,
+        Path(__file__).resolve().parents[1] / "benchmarks" / "results" / RESULTS_NAME,
+    ]
+    for candidate in candidates:
+        if candidate.exists():
+            return json.loads(candidate.read_text())
+    return None
+
+
+def summarize(results: dict) -> list[dict]:
+    """One row per variant (in :data:`VARIANTS` order): mean over seeds and the difference to the baseline.
+
+    Each row: ``variant``, ``description``, ``parameters``, ``seeds``,
+    ``test_accuracy`` (mean), ``test_accuracy_std`` (over seeds; 0 for one),
+    ``delta`` (minus the baseline's mean, None without a baseline),
+    ``train_seconds`` (mean), ``images_per_second`` (mean), ``epochs``,
+    ``train_images`` and ``source_label``.
+    """
+    by_variant: dict[str, list[dict]] = {}
+    for run in results.get("runs", []):
+        by_variant.setdefault(run["variant"], []).append(run)
+    order = [v.name for v in VARIANTS] + sorted(set(by_variant) - set(_BY_NAME))
+    rows = []
+    for name in order:
+        runs = by_variant.get(name)
+        if not runs:
+            continue
+        acc = np.array([r["test_accuracy"] for r in runs])
+        rows.append({
+            "variant": name,
+            "description": runs[0]["description"],
+            "parameters": runs[0]["parameters"],
+            "seeds": [r["seed"] for r in runs],
+            "test_accuracy": float(acc.mean()),
+            "test_accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
+            "train_seconds": float(np.mean([r["train_seconds"] for r in runs])),
+            "images_per_second": float(np.mean([r["images_per_second"] for r in runs])),
+            "epochs": runs[0]["settings"]["epochs"],
+            "train_images": runs[0]["settings"]["images_per_epoch"],
+            "source_label": runs[0]["data"]["source_label"],
+        })
+    base = next((r["test_accuracy"] for r in rows if r["variant"] == "baseline"), None)
+    for row in rows:
+        row["delta"] = None if base is None else row["test_accuracy"] - base
+    return rows
+
+
+def _plural(n, word):
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def results_table(results: dict) -> str:
+    """A plain-text table of :func:`summarize`, with each run's settings.
+
+    Columns: parameters, epochs, images trained on per epoch, seeds, test
+    accuracy (mean +- std over seeds), its difference to the baseline in
+    percentage points, ``model.fit`` seconds and training images per second.
+    """
+    rows = summarize(results)
+    lines = [f"{'variant':14s} {'parameters':>10s} {'epochs':>6s} {'imgs/ep':>7s} {'seeds':>6s} "
+             f"{'test acc':>8s} {'vs base':>8s} {'train s':>8s} {'img/s':>6s}"]
+    for r in rows:
+        delta = "" if r["delta"] is None or r["variant"] == "baseline" else f"{100 * r['delta']:+5.1f} pt"
+        acc = f"{100 * r['test_accuracy']:.1f}%"
+        if len(r["seeds"]) > 1:
+            acc += f" +-{100 * r['test_accuracy_std']:.1f}"
+        lines.append(f"{r['variant']:14s} {r['parameters']:10,d} {r['epochs']:6d} {r['train_images']:7d} "
+                     f"{','.join(map(str, r['seeds'])):>6s} {acc:>8s} {delta:>8s} {r['train_seconds']:8.0f} "
+                     f"{r['images_per_second']:6.0f}")
+    return "\n".join(lines)
+
+
+def plot_results(results: dict, ax=None, title: str | None = None):
+    """Bar chart of the test accuracy per variant, the baseline's as a dashed line. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    rows = summarize(results)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(8, 3.6), layout="constrained")
+    else:
+        fig = ax.figure
+    groups = {v.name: v.group for v in VARIANTS}
+    palette = {"baseline": "0.35", "focal levels": "C0", "aggregation": "C1", "block": "C2", "mixer": "C3"}
+    names = [r["variant"] for r in rows]
+    acc = np.array([100 * r["test_accuracy"] for r in rows])
+    err = np.array([100 * r["test_accuracy_std"] for r in rows])
+    colors = [palette.get(groups.get(n), "C7") for n in names]
+    bars = ax.bar(names, acc, color=colors, yerr=err if err.any() else None, capsize=3)
+    for bar, value in zip(bars, acc):
+        ax.annotate(f"{value:.1f}", (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom",
+                    fontsize=8, xytext=(0, 2), textcoords="offset points")
+    base = next((100 * r["test_accuracy"] for r in rows if r["variant"] == "baseline"), None)
+    if base is not None:
+        ax.axhline(base, color="0.35", linestyle="--", linewidth=1)
+    low = max(0.0, float(acc.min()) - 10) if len(acc) else 0.0
+    ax.set_ylim(low, min(100.0, float(acc.max() + err.max()) + 5) if len(acc) else 100.0)
+    ax.set_ylabel("test accuracy (%)")
+    ax.tick_params(axis="x", rotation=30)
+    if title is None and rows:
+        r = rows[0]
+        seeds = sorted({len(x["seeds"]) for x in rows})
+        title = (f"{data_label(r['source_label'])}: {_plural(r['epochs'], 'epoch')} on {r['train_images']:,} "
+                 f"training images, {'/'.join(map(str, seeds))} seed{'s' if seeds != [1] else ''} per variant")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
