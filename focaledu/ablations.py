@@ -363,8 +363,7 @@ def plot_results(results: dict, ax=None, title: str | None = None):
     base = next((100 * r["test_accuracy"] for r in rows if r["variant"] == "baseline"), None)
     if base is not None:
         ax.axhline(base, color="0.35", linestyle="--", linewidth=1)
-    low = max(0.0, float(acc.min()) - 10) if len(acc) else 0.0
-    ax.set_ylim(low, min(100.0, float(acc.max() + err.max()) + 5) if len(acc) else 100.0)
+    ax.set_ylim(0.0, min(100.0, float(acc.max() + err.max()) + 8) if len(acc) else 100.0)
     ax.set_ylabel("test accuracy (%)")
     ax.tick_params(axis="x", rotation=30)
     if title is None and rows:
