@@ -351,9 +351,10 @@ def model_card(info: dict) -> str:
     """A Markdown summary of a manifest (written next to it as ``<name>.md``)."""
     acc = info["accuracy"]
     recipe = info.get("recipe") or {}
-    recipe_line = ", ".join(f"{k}={recipe[k]}" for k in (
-        "epochs", "batch_size", "learning_rate", "warmup_epochs", "weight_decay", "label_smoothing", "augment")
-        if k in recipe)
+    # The epochs trained, not the profile's default (a run may override them).
+    recipe_line = ", ".join([f"epochs={info.get('epochs', recipe.get('epochs'))}"] + [f"{k}={recipe[k]}" for k in (
+        "batch_size", "learning_rate", "warmup_epochs", "weight_decay", "label_smoothing", "augment")
+        if k in recipe])
     seconds = info.get("train_seconds_all_epochs") or info.get("train_seconds")
     trained_on = (info.get("training_data") or {}).get("source_label", "?")
     lines = [
