@@ -102,3 +102,12 @@ def choice(name, value, accepted):
 def optional_positive_int(name, value):
     """None (an automatic choice) or an integer >= 1."""
     return None if value is None else positive_int(name, value)
+
+
+def channels_last_input(layer: str, dim: int, input_shape) -> None:
+    """Raises unless ``input_shape`` is ``(batch, height, width, dim)``."""
+    if len(input_shape) != 4 or input_shape[-1] != dim:
+        raise ValueError(
+            f"{layer}(dim={dim}) expects inputs of shape (batch, height, width, {dim}); received shape "
+            f"{tuple(input_shape)}. Set `dim` to the channel count."
+        )

@@ -24,6 +24,11 @@ def layer_norm(name):
     return layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name=name)
 
 
+def focal_kernel_sizes(focal_level, focal_window, focal_factor):
+    """``[focal_factor * k + focal_window for k < focal_level]``: one kernel per level, growing by ``focal_factor``."""
+    return [focal_factor * k + focal_window for k in range(focal_level)]
+
+
 def gelu(x):
     # The official code uses nn.GELU(), the exact erf form; keras.ops.gelu
     # defaults to the tanh approximation.
@@ -206,9 +211,7 @@ class FocalModulation(layers.Layer):
         self.gating = _validate.boolean("gating", gating)
         self.global_context = _validate.boolean("global_context", global_context)
 
-        self.kernel_sizes = [
-            self.focal_factor * k + self.focal_window for k in range(self.focal_level)
-        ]
+        self.kernel_sizes = focal_kernel_sizes(self.focal_level, self.focal_window, self.focal_factor)
         #: Levels summed into the modulator: L convolutional (+ 1 global).
         self.num_levels = self.focal_level + int(self.global_context)
         gate_channels = self.num_levels if self.gating else 0
@@ -223,11 +226,7 @@ class FocalModulation(layers.Layer):
         self.proj_drop = layers.Dropout(self.proj_drop_rate, name="proj_drop")
 
     def build(self, input_shape):
-        if len(input_shape) != 4 or input_shape[-1] != self.dim:
-            raise ValueError(
-                f"FocalModulation(dim={self.dim}) expects inputs of shape (batch, height, width, "
-                f"{self.dim}); received shape {tuple(input_shape)}. Set `dim` to the channel count."
-            )
+        _validate.channels_last_input("FocalModulation", self.dim, input_shape)
         self.f.build(input_shape)
         for focal_layer in self.focal_layers:
             focal_layer.build(input_shape)
@@ -327,7 +326,7 @@ class DepthwiseConvMixer(layers.Layer):
         self.focal_factor = _validate.even_int("focal_factor", focal_factor)
         self.expansion = _validate.positive_int("expansion", expansion)
         self.proj_drop_rate = _validate.rate("proj_drop", proj_drop)
-        self.kernel_sizes = [self.focal_factor * k + self.focal_window for k in range(self.focal_level)]
+        self.kernel_sizes = focal_kernel_sizes(self.focal_level, self.focal_window, self.focal_factor)
         self.hidden_dim = self.expansion * self.dim
         self.expand = layers.Dense(self.hidden_dim, name="expand")
         self.conv_layers = [
@@ -338,11 +337,7 @@ class DepthwiseConvMixer(layers.Layer):
         self.proj_drop = layers.Dropout(self.proj_drop_rate, name="proj_drop")
 
     def build(self, input_shape):
-        if len(input_shape) != 4 or input_shape[-1] != self.dim:
-            raise ValueError(
-                f"DepthwiseConvMixer(dim={self.dim}) expects inputs of shape (batch, height, width, "
-                f"{self.dim}); received shape {tuple(input_shape)}. Set `dim` to the channel count."
-            )
+        _validate.channels_last_input("DepthwiseConvMixer", self.dim, input_shape)
         self.expand.build(input_shape)
         hidden_shape = tuple(input_shape[:-1]) + (self.hidden_dim,)
         for conv in self.conv_layers:
@@ -549,11 +544,7 @@ class FocalNetBlock(layers.Layer):
         return {"focal": self.modulation, "attention": self.attn, "dwconv": self.dwconv}[self.mixer]
 
     def build(self, input_shape):
-        if len(input_shape) != 4 or input_shape[-1] != self.dim:
-            raise ValueError(
-                f"FocalNetBlock(dim={self.dim}) expects inputs of shape (batch, height, width, "
-                f"{self.dim}); received shape {tuple(input_shape)}. Set `dim` to the channel count."
-            )
+        _validate.channels_last_input("FocalNetBlock", self.dim, input_shape)
         if self.norm1 is not None:
             self.norm1.build(input_shape)
         self.token_mixer.build(input_shape)

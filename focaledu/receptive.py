@@ -23,7 +23,7 @@ import numpy as np
 from keras import ops
 
 from focaledu import _validate
-from focaledu.layers import gelu
+from focaledu.layers import focal_kernel_sizes, gelu
 
 
 def kernel_sizes(focal_level, focal_window=3, focal_factor=2):
@@ -34,7 +34,7 @@ def kernel_sizes(focal_level, focal_window=3, focal_factor=2):
     focal_level = _validate.positive_int("focal_level", focal_level)
     focal_window = _validate.odd_int("focal_window", focal_window)
     focal_factor = _validate.even_int("focal_factor", focal_factor)
-    return [focal_factor * k + focal_window for k in range(focal_level)]
+    return focal_kernel_sizes(focal_level, focal_window, focal_factor)
 
 
 def receptive_fields(focal_level, focal_window=3, focal_factor=2, patch_size=1):
