@@ -43,6 +43,9 @@ def parser(description: str, *, epochs: int) -> argparse.ArgumentParser:
     p.add_argument("--run-dir", type=Path, default=None,
                    help="run directory for checkpoints, figures, backup (default: a temporary directory); "
                         "re-running with the same --run-dir resumes an interrupted run")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="wall-clock training budget: time a few training steps first, then train as many "
+                        "epochs as fit (the schedule is sized for them; a run past the budget stops)")
     p.add_argument("--smoke", action="store_true",
                    help="seconds-long plumbing check: synthetic data, tiny model, 1 epoch, temp dir")
     return p
@@ -52,8 +55,13 @@ def command_line() -> str:
     return shlex.join(["python", os.path.relpath(sys.argv[0], ROOT) if sys.argv[0] else "?", *sys.argv[1:]])
 
 
-def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overrides=None, notes=None) -> dict:
-    """Trains ``preset`` with ``recipe`` as the parsed ``args`` say and writes the results."""
+def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overrides=None, notes=None,
+                           warmup_fraction=None) -> dict:
+    """Trains ``preset`` with ``recipe`` as the parsed ``args`` say and writes the results.
+
+    ``warmup_fraction``: warm up for this fraction of the epochs actually run
+    (set when ``--minutes`` decides them), instead of the recipe's ``warmup_epochs``.
+    """
     from focaledu import training
 
     model_overrides = dict(model_overrides or {})
@@ -66,11 +74,18 @@ def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overri
         data, epochs = "synthetic", 1
         recipe = recipe.replace(train_per_class=20, test_per_class=10, batch_size=32, monitor_every=1)
         model_overrides.update(embed_dim=8, depths=[1] * stages)
+    budget = None
+    if getattr(args, "minutes", None):
+        budget = epochs_for_budget(preset, recipe, args.minutes * 60, model_overrides)
+        epochs = budget["epochs"]
+    if warmup_fraction is not None:
+        recipe = recipe.replace(warmup_epochs=warmup_fraction * epochs)
     out = args.out or (Path(tempfile.mkdtemp(prefix=f"focaledu-{name}-")) if args.smoke else RESULTS)
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix=f"focaledu-{name}-run-"))
     result = training.fit(
         preset, data, run_dir, profile=recipe, epochs=epochs, seed=args.seed, verbose=2,
         command=command_line(), model_overrides=model_overrides,
+        callbacks=[StopAfter(budget["seconds"])] if budget else (),
     )
     m = result.metrics
     record = {
@@ -78,6 +93,7 @@ def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overri
         "test_accuracy": m["test_accuracy"],
         "train_seconds": m["train_seconds"],
         "epochs": m["epochs"],
+        "epochs_run": len(result.history.get("loss", [])),
         "preset": preset,
         "model_overrides": model_overrides,
         "parameters": m["parameters"],
@@ -91,6 +107,7 @@ def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overri
         "decay_steps": m["decay_steps"],
         "smoke": bool(args.smoke),
         "notes": notes or "",
+        "budget": budget,
         "command": m["command"],
         "machine": m["machine"],
         "versions": m["versions"],
@@ -105,3 +122,52 @@ def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overri
     print(f"{name}: test accuracy {record['test_accuracy']:.4f} in {record['train_seconds']:.0f} s "
           f"({record['epochs']} epochs, {record['data']['source_label']}); wrote {path}")
     return record
+
+
+class StopAfter:
+    """Keras callback (built lazily) that stops training at the first epoch end past ``seconds``."""
+
+    def __new__(cls, seconds: float):
+        import time
+
+        import keras
+
+        class _StopAfter(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                if time.perf_counter() - self.start > seconds:
+                    self.model.stop_training = True
+
+        return _StopAfter()
+
+
+def epochs_for_budget(preset, recipe, seconds: float, model_overrides=None, *, probe_steps: int = 6) -> dict:
+    """How many epochs of ``recipe`` fit in ``seconds``, from timing ``probe_steps`` training steps.
+
+    The first step (tracing) is not timed; validation adds a third of a step per validation image.
+    """
+    import time
+
+    import numpy as np
+
+    from focaledu import training
+
+    n_train = 10 * recipe.train_per_class if recipe.train_per_class else 50_000  # CIFAR-10's training set
+    steps = training._steps_per_epoch(n_train, recipe.validation_split, recipe.batch_size)
+    model = training.build_model(preset, recipe, **(model_overrides or {}))
+    training.compile_model(model, recipe, steps, 1)
+    size = tuple(model.image_size)
+    x = np.random.default_rng(0).normal(size=(recipe.batch_size, *size, 3)).astype("float32")
+    y = np.eye(model.num_classes, dtype="float32")[np.arange(recipe.batch_size) % model.num_classes]
+    model.train_on_batch(x, y)
+    start = time.perf_counter()
+    for _ in range(probe_steps):
+        model.train_on_batch(x, y)
+    step_seconds = (time.perf_counter() - start) / probe_steps
+    # A validation image costs about a third of a training image (forward only).
+    val_share = recipe.validation_split / (1 - recipe.validation_split)
+    epoch_seconds = (1.02 + val_share / 3) * steps * step_seconds
+    return {"seconds": seconds, "step_seconds": step_seconds, "steps_per_epoch": steps,
+            "estimated_epoch_seconds": epoch_seconds, "epochs": max(1, int(seconds // epoch_seconds))}

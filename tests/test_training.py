@@ -349,3 +349,21 @@ def test_benchmark_smoke_mode(tmp_path):
     assert record["smoke"] is True and 0.0 <= record["test_accuracy"] <= 1.0
     assert record["data"]["source_label"] == SYNTHETIC_LABEL
     assert (tmp_path / "cifar10_cpu.png").is_file()
+
+
+def test_benchmark_time_budget_sizes_the_schedule(tmp_path):
+    """--minutes times a few steps, runs the epochs that fit, and warms up for
+    15 % of them in the tutorial-config benchmark."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "cifar10_tutorial_config.py"), "--smoke", "--minutes", "0.05",
+         "--out", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((tmp_path / "cifar10_tutorial_config.json").read_text())
+    budget = record["budget"]
+    assert budget["seconds"] == pytest.approx(3.0)
+    assert budget["epochs"] == max(1, int(budget["seconds"] // budget["estimated_epoch_seconds"]))
+    assert record["epochs"] == budget["epochs"] and 1 <= record["epochs_run"] <= record["epochs"]
+    assert record["recipe"]["warmup_epochs"] == pytest.approx(0.15 * budget["epochs"])
