@@ -75,6 +75,20 @@ def _tokens(x):
     return x.shape[1] if x.shape[1] is not None else ops.shape(x)[1]
 
 
+def attention_output_spec(x, num_heads, dtype, return_attention_scores=False):
+    """Symbolic outputs of an attention layer on ``x``: the tokens, and the ``(B, heads, N, N)`` weights if asked.
+
+    Needed because Keras infers a single output from ``compute_output_shape``;
+    with ``return_attention_scores=True`` there are two.
+    """
+    y = keras.KerasTensor(x.shape, dtype=dtype)
+    if not return_attention_scores:
+        return y
+    spatial = x.shape[1:-1]
+    tokens = None if None in spatial else math.prod(spatial)
+    return y, keras.KerasTensor((x.shape[0], num_heads, tokens, tokens), dtype=dtype)
+
+
 @keras.saving.register_keras_serializable(package="focaledu")
 class MultiHeadSelfAttention(layers.Layer):
     """Multi-head self-attention over all tokens, timm ``Attention`` style.
@@ -192,8 +206,8 @@ class MultiHeadSelfAttention(layers.Layer):
         bias = ops.take(self.relative_position_bias_table, self._relative_index, axis=0)
         return ops.transpose(ops.reshape(bias, (tokens, tokens, self.num_heads)), (2, 0, 1))
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
+    def compute_output_spec(self, x, training=None, return_attention_scores=False):
+        return attention_output_spec(x, self.num_heads, self.compute_dtype, return_attention_scores)
 
     def get_config(self):
         config = super().get_config()
@@ -336,8 +350,8 @@ class SelfAttentionBlock(layers.Layer):
         x = x + self.drop_path(scale(branch, self.gamma_2), training=training)
         return (x, weights) if return_attention_scores else x
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
+    def compute_output_spec(self, x, training=None, return_attention_scores=False):
+        return attention_output_spec(x, self.attn.num_heads, self.compute_dtype, return_attention_scores)
 
     def get_config(self):
         config = super().get_config()

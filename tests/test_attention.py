@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from keras import ops
 
+import focaledu
 from focaledu import FocalNetBlock, checks
 from focaledu.attention import (
     MultiHeadSelfAttention,
@@ -278,3 +279,21 @@ def test_checks_report_stubs_and_unknown_errors():
     assert not result and "nan or inf" in result.message
     result = checks.scaled_dot_product_attention(lambda q, k, v: q @ k @ v)
     assert not result and "raised" in result.message
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("shape", [(8, 8, 16), (64, 16)])
+def test_attention_scores_in_a_functional_model(shape):
+    """return_attention_scores=True works on symbolic inputs: a functional model
+    can expose the weights of a block (no eager re-run needed)."""
+    inputs = keras.Input(shape)
+    for layer in (focaledu.MultiHeadSelfAttention(16, 2), focaledu.SelfAttentionBlock(16, 2)):
+        y, weights = layer(inputs, return_attention_scores=True)
+        assert tuple(y.shape) == (None, *shape) and tuple(weights.shape) == (None, 2, 64, 64)
+        model = keras.Model(inputs, [y, weights])
+        out, w = model(np.random.default_rng(0).normal(size=(3, *shape)).astype("float32"))
+        eager_out, eager_w = layer(np.random.default_rng(0).normal(size=(3, *shape)).astype("float32"),
+                                   return_attention_scores=True)
+        np.testing.assert_allclose(np.asarray(w), np.asarray(eager_w), atol=1e-6)
+        np.testing.assert_allclose(np.asarray(w).sum(-1), 1.0, atol=1e-5)
+        assert np.asarray(out).shape == (3, *shape)
