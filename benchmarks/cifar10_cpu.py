@@ -7,7 +7,7 @@ smoothing 0.1, batch 128, 26 epochs (sized to finish within an hour).
 
 Recorded in ``results/cifar10_cpu.json`` (2026-11-25, 2-core Xeon, partly
 shared with light jobs): 82.59 % test accuracy after 26 epochs in 53 minutes
-of training; 80.2 % validation accuracy at 34 minutes. These weights ship as
+of training; 80.0 % validation accuracy at 34 minutes. These weights ship as
 ``focaledu.pretrained("focalnet_cifar_tiny_cifar10")``. The target of 85 % in
 60 minutes is not reached yet.
 
