@@ -85,7 +85,7 @@ def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overri
     result = training.fit(
         preset, data, run_dir, profile=recipe, epochs=epochs, seed=args.seed, verbose=2,
         command=command_line(), model_overrides=model_overrides,
-        callbacks=[StopAfter(budget["seconds"])] if budget else (),
+        callbacks=[stop_after(budget["seconds"])] if budget else (),
     )
     m = result.metrics
     record = {
@@ -124,23 +124,21 @@ def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overri
     return record
 
 
-class StopAfter:
-    """Keras callback (built lazily) that stops training at the first epoch end past ``seconds``."""
+def stop_after(seconds: float):
+    """A Keras callback that stops training at the first epoch end past ``seconds`` of training."""
+    import time
 
-    def __new__(cls, seconds: float):
-        import time
+    import keras
 
-        import keras
+    class StopAfter(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.start = time.perf_counter()
 
-        class _StopAfter(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.start = time.perf_counter()
+        def on_epoch_end(self, epoch, logs=None):
+            if time.perf_counter() - self.start > seconds:
+                self.model.stop_training = True
 
-            def on_epoch_end(self, epoch, logs=None):
-                if time.perf_counter() - self.start > seconds:
-                    self.model.stop_training = True
-
-        return _StopAfter()
+    return StopAfter()
 
 
 def epochs_for_budget(preset, recipe, seconds: float, model_overrides=None, *, probe_steps: int = 6) -> dict:
