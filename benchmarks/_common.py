@@ -56,11 +56,14 @@ def command_line() -> str:
 
 
 def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overrides=None, notes=None,
-                           warmup_fraction=None) -> dict:
+                           warmup_fraction=None, checkpoints=True) -> dict:
     """Trains ``preset`` with ``recipe`` as the parsed ``args`` say and writes the results.
 
     ``warmup_fraction``: warm up for this fraction of the epochs actually run
     (set when ``--minutes`` decides them), instead of the recipe's ``warmup_epochs``.
+    ``checkpoints=False``: without ``--run-dir``, write no run directory at all
+    (no per-epoch backup, best checkpoint or monitor figures), for runs whose
+    epochs last seconds.
     """
     from focaledu import training
 
@@ -81,7 +84,9 @@ def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overri
     if warmup_fraction is not None:
         recipe = recipe.replace(warmup_epochs=warmup_fraction * epochs)
     out = args.out or (Path(tempfile.mkdtemp(prefix=f"focaledu-{name}-")) if args.smoke else RESULTS)
-    run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix=f"focaledu-{name}-run-"))
+    run_dir = args.run_dir
+    if run_dir is None and checkpoints:
+        run_dir = Path(tempfile.mkdtemp(prefix=f"focaledu-{name}-run-"))
     result = training.fit(
         preset, data, run_dir, profile=recipe, epochs=epochs, seed=args.seed, verbose=2,
         command=command_line(), model_overrides=model_overrides,
@@ -113,12 +118,16 @@ def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overri
         "versions": m["versions"],
         "date": m["date"],
         "history": result.history,
-        "run_dir": str(run_dir),
+        "run_dir": str(run_dir) if run_dir else None,
     }
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.json"
     path.write_text(json.dumps(record, indent=2, default=str) + "\n")
-    shutil.copyfile(run_dir / "curves.png", out / f"{name}.png")
+    if run_dir:
+        shutil.copyfile(run_dir / "curves.png", out / f"{name}.png")
+    else:
+        training.plot_history(result.history, out / f"{name}.png", title=f"{preset} on {m['data']['source_label']}: "
+                                                                          f"test accuracy {m['test_accuracy']:.1%}")
     print(f"{name}: test accuracy {record['test_accuracy']:.4f} in {record['train_seconds']:.0f} s "
           f"({record['epochs']} epochs, {record['data']['source_label']}); wrote {path}")
     return record

@@ -58,6 +58,7 @@ __all__ = [
     "backup_epoch",
     "build_model",
     "compile_model",
+    "data_pipeline",
     "default_jit_compile",
     "evaluate",
     "fit",
@@ -89,6 +90,8 @@ PRECISIONS = {
     "mixed_bfloat16": "mixed_bfloat16",
 }
 
+DATA_PIPELINES = ("auto", "tf.data", "numpy")
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -115,6 +118,10 @@ class Recipe:
         augment: padded random crop + horizontal flip.
         deterministic_data: run the augmentation map sequentially, so a seed
             reproduces the batches (False: parallel, faster on many cores).
+        data_pipeline: ``"tf.data"`` (:mod:`focaledu.data`), ``"numpy"``
+            (:class:`focaledu.array_pipeline.ArrayPipeline`, no TensorFlow
+            needed; always reproducible) or ``"auto"``: ``tf.data`` when
+            TensorFlow is installed, else NumPy.
         validation_split: last fraction of the training set held out.
         train_per_class, test_per_class: use only the first ``n`` images of
             each class (None: all), for quick runs.
@@ -142,6 +149,7 @@ class Recipe:
     no_weight_decay: tuple[str, ...] = NO_WEIGHT_DECAY
     augment: bool = True
     deterministic_data: bool = True
+    data_pipeline: str = "auto"
     validation_split: float = 0.1
     train_per_class: int | None = None
     test_per_class: int | None = None
@@ -179,6 +187,8 @@ class Recipe:
                    "a positive integer or None")
         _check(self.mixed_precision in PRECISIONS, "mixed_precision", self.mixed_precision,
                f"one of {[k for k in PRECISIONS if k]} or None")
+        _check(self.data_pipeline in DATA_PIPELINES, "data_pipeline", self.data_pipeline,
+               f"one of {list(DATA_PIPELINES)}")
         _check(self.jit_compile in (None, True, False, "auto"), "jit_compile", self.jit_compile,
                "True, False, 'auto' or None")
         _check(isinstance(self.monitor_every, int) and self.monitor_every >= 0, "monitor_every",
@@ -441,6 +451,15 @@ def _subset(dataset, train_per_class: int | None, test_per_class: int | None):
     )
 
 
+def data_pipeline(recipe: Recipe) -> str:
+    """The input pipeline ``recipe`` asks for: ``"tf.data"`` or ``"numpy"`` (``"auto"`` resolved)."""
+    if recipe.data_pipeline != "auto":
+        return recipe.data_pipeline
+    import importlib.util
+
+    return "tf.data" if importlib.util.find_spec("tensorflow") else "numpy"
+
+
 def make_pipelines(dataset, recipe: Recipe, num_classes: int, image_size=(32, 32), seed: int = 0):
     """``Pipelines(train, validation, test)`` of ``(normalised images, one-hot labels)``.
 
@@ -456,21 +475,37 @@ def make_pipelines(dataset, recipe: Recipe, num_classes: int, image_size=(32, 32
     * labels become one-hot for the smoothed loss, and images are resized
       (bilinear) when the model's input is not 32x32 (e.g. the keras.io
       tutorial's 48x48).
-    """
-    import tensorflow as tf
 
-    from focaledu.data import Pipelines, eval_pipeline, split_validation, train_pipeline
+    ``recipe.data_pipeline`` picks ``tf.data`` datasets or NumPy
+    :class:`~focaledu.array_pipeline.ArrayPipeline` objects (no TensorFlow).
+    """
+    from focaledu.data import Pipelines, split_validation
 
     (x_train, y_train), (x_test, y_test) = dataset
     (x_fit, y_fit), (x_val, y_val) = split_validation(x_train, y_train, recipe.validation_split)
+    size = tuple(int(s) for s in image_size)
+    eval_batch = 2 * recipe.batch_size
+    if data_pipeline(recipe) == "numpy":
+        from focaledu.array_pipeline import ArrayPipeline
+
+        common = dict(num_classes=num_classes, image_size=size, workers=min(8, os.cpu_count() or 1))
+        return Pipelines(
+            ArrayPipeline(x_fit, y_fit, recipe.batch_size, seed=seed, augment=recipe.augment, shuffle=True,
+                          drop_remainder=True, **common),
+            ArrayPipeline(x_val, y_val, eval_batch, **common) if len(x_val) else None,
+            ArrayPipeline(x_test, y_test, eval_batch, **common),
+        )
+
+    import tensorflow as tf
+
+    from focaledu.data import eval_pipeline, train_pipeline
+
     train = train_pipeline(
         x_fit, y_fit, recipe.batch_size, seed=seed, augment=recipe.augment,
         drop_remainder=len(x_fit) >= recipe.batch_size, deterministic=recipe.deterministic_data,
     )
-    eval_batch = 2 * recipe.batch_size
     validation = eval_pipeline(x_val, y_val, eval_batch) if len(x_val) else None
     test = eval_pipeline(x_test, y_test, eval_batch)
-    size = tuple(int(s) for s in image_size)
     source_size = tuple(np.shape(x_train)[1:3])
 
     def adapt(images, labels):
@@ -514,25 +549,25 @@ def evaluate(model, dataset, batch_size: int = 256) -> dict:
 
     Args:
         model: a FocalNet (compiled or not); its ``image_size`` decides resizing.
-        dataset: an ``ImageDataset`` or a ``tf.data`` pipeline of
+        dataset: an ``ImageDataset``, a ``tf.data`` pipeline or an
+            :class:`~focaledu.array_pipeline.ArrayPipeline` of
             ``(images, labels)`` (integer or one-hot labels).
     """
-    import tensorflow as tf
-
-    from focaledu.data import eval_pipeline
+    from focaledu.array_pipeline import ArrayPipeline
 
     if hasattr(dataset, "x_test"):
         size = tuple(getattr(model, "image_size", dataset.x_test.shape[1:3]))
-        ds = eval_pipeline(dataset.x_test, dataset.y_test, batch_size)
-        if size != tuple(dataset.x_test.shape[1:3]):
-            ds = ds.map(lambda x, y: (tf.image.resize(x, size, method="bilinear"), y))
-    else:
-        ds = dataset
+        dataset = ArrayPipeline(dataset.x_test, dataset.y_test, batch_size, image_size=size)
     # model.predict runs the compiled (jitted / tf.function) forward pass; eager
     # calls would go op by op, which is slow on JAX. Eval pipelines are ordered.
-    logits = np.asarray(model.predict(ds.map(lambda x, y: x), verbose=0), dtype="float64")
-    labels = np.concatenate([np.argmax(y, axis=-1) if np.ndim(y) == 2 else np.asarray(y)
-                             for y in ds.map(lambda x, y: y).as_numpy_iterator()]).astype(np.int64)
+    if isinstance(dataset, ArrayPipeline):
+        logits = model.predict(dataset, verbose=0)
+        labels = dataset.y
+    else:
+        logits = model.predict(dataset.map(lambda x, y: x), verbose=0)
+        labels = np.concatenate([np.asarray(y) for y in dataset.map(lambda x, y: y).as_numpy_iterator()])
+    logits = np.asarray(logits, dtype="float64")
+    labels = (np.argmax(labels, axis=-1) if np.ndim(labels) == 2 else np.asarray(labels)).astype(np.int64)
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     return {
@@ -758,6 +793,8 @@ def _fit(preset, dataset, out_dir, recipe_, epochs, seed, callbacks, verbose, co
                 stale.unlink()
         else:
             _truncate_csv(out / "history.csv", resumed_from)
+            if hasattr(pipelines.train, "start_at"):  # NumPy batches: continue the epoch sequence
+                pipelines.train.start_at(resumed_from)
         has_val = pipelines.validation is not None
         monitor = "val_accuracy" if has_val else "accuracy"
         previous = fcb.read_history(out / "history.json", resumed_from).get(monitor, [])
@@ -783,7 +820,7 @@ def _fit(preset, dataset, out_dir, recipe_, epochs, seed, callbacks, verbose, co
     start = time.perf_counter()
     keras_history = model.fit(
         pipelines.train, validation_data=pipelines.validation, epochs=epochs, callbacks=cbs, verbose=verbose,
-        shuffle=False,  # the tf.data pipeline shuffles (seeded); Keras would only warn
+        shuffle=False,  # the pipelines shuffle (seeded); Keras would only warn
     )
     train_seconds = time.perf_counter() - start
     history = (fcb.read_history(out / "history.json") if out_dir is not None
@@ -809,6 +846,7 @@ def _fit(preset, dataset, out_dir, recipe_, epochs, seed, callbacks, verbose, co
         "warmup_steps": warmup_steps,
         "decay_steps": decay_steps,
         "jit_compile": model.jit_compile if hasattr(model, "jit_compile") else None,
+        "data_pipeline": data_pipeline(recipe_),
         "devices": list(device_names),
         "data": {
             "source_label": dataset.source_label,

@@ -21,7 +21,6 @@ if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from focaledu import training  # noqa: E402
 from focaledu.distribute import data_parallel  # noqa: E402
@@ -46,8 +45,7 @@ def one_step(devices, optimizer):
             model.compile(optimizer=keras.optimizers.SGD(0.5), loss=training.make_loss(recipe), jit_compile=False)
         else:  # the recipe's AdamW: weight decay, clipping, schedule
             training.compile_model(model, recipe.replace(jit_compile=False), steps_per_epoch=1, epochs=1)
-        data = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH)
-        model.fit(data, epochs=1, verbose=0, shuffle=False)
+        model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
         if keras.backend.backend() == "tensorflow":
             replicas = model.distribute_strategy.num_replicas_in_sync
         else:
