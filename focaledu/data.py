@@ -210,8 +210,8 @@ def load_cifar10(
     * a ``.npz`` JPEG-bytes mirror with arrays ``jpeg``, ``offsets``,
       ``labels``, ``split`` (0 = train, 1 = test) and ``classes``.
 
-    Image-folder sources come back class-interleaved (class 0, 1, ..., 9,
-    0, 1, ...; files in sorted order within a class) so that the last 10 %
+    Image-folder and ``.npz`` sources come back class-interleaved (class 0,
+    1, ..., 9, 0, 1, ...; files in sorted order within a class) so that the last 10 %
     used for validation is class-balanced, as it nearly is in the official
     randomly ordered batches.
 
@@ -395,6 +395,20 @@ def _first_per_class(y: np.ndarray, n: int | None) -> np.ndarray:
         members = np.flatnonzero(y == label)
         rank[members] = np.arange(len(members))
     return np.flatnonzero(rank < n)
+
+
+def _round_robin(y: np.ndarray, n: int | None) -> np.ndarray:
+    """Indices of the first ``n`` examples of each class, ordered class 0, 1, ..., k-1, 0, 1, ...
+
+    The folder loaders' order (:func:`_interleave`): a class-sorted source
+    would otherwise put whole classes into the held-out tail.
+    """
+    rank = np.zeros(len(y), dtype=np.int64)
+    for label in np.unique(y):
+        members = np.flatnonzero(y == label)
+        rank[members] = np.arange(len(members))
+    keep = np.flatnonzero(rank < n) if n is not None else np.arange(len(y))
+    return keep[np.lexsort((y[keep], rank[keep]))]
 
 
 def _apply_limits(data: ImageDataset, limits) -> ImageDataset:
@@ -638,7 +652,7 @@ def _load_jpeg_npz(path: Path, limits) -> ImageDataset:
     parts = []
     for code, limit in ((0, limits[0]), (1, limits[1])):
         idx = np.flatnonzero(split == code)
-        idx = idx[_first_per_class(labels[idx], limit)]
+        idx = idx[_round_robin(labels[idx], limit)]
         images = np.empty((len(idx), 32, 32, 3), dtype=np.uint8)
         for k, i in enumerate(idx):
             images[k] = _decode_image(blob[offsets[i]:offsets[i + 1]].tobytes(), f"{path}[{i}]")

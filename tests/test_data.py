@@ -555,3 +555,38 @@ def test_real_cifar10_jpeg_zip():
     assert np.bincount(ds.y_train[-5000:], minlength=10).tolist() == [500] * 10  # balanced validation
     assert ds.source_label == "CIFAR-10 (JPEG mirror)"
     np.testing.assert_allclose(ds.x_train.mean(axis=(0, 1, 2)) / 255, CIFAR10_MEAN, atol=0.005)
+
+
+def _write_jpeg_npz(path, splits):
+    """The layout of ../shared/data/cifar10-jpeg-bytes.npz: class-sorted, concatenated JPEG bytes."""
+    blobs, labels, split = [], [], []
+    for code, name in ((0, "train"), (1, "test")):
+        for label, cls in enumerate(CIFAR10_CLASSES):
+            for image in splits[name][cls]:
+                blobs.append(_encode(image, ".jpg"))
+                labels.append(label)
+                split.append(code)
+    offsets = np.cumsum([0] + [len(b) for b in blobs])
+    np.savez(path, jpeg=np.frombuffer(b"".join(blobs), dtype=np.uint8), offsets=offsets,
+             labels=np.array(labels), split=np.array(split), classes=np.array(CIFAR10_CLASSES))
+    return path
+
+
+def test_class_sorted_jpeg_npz_comes_back_interleaved(tmp_path):
+    """A class-sorted source must not put whole classes into the validation tail."""
+    splits = _folder_splits(smooth=True)
+    ds = load_cifar10(_write_jpeg_npz(tmp_path / "bytes.npz", splits))
+    _assert_types(ds)
+    x_expected, y_expected = _interleaved(splits["train"])
+    assert np.array_equal(ds.y_train, y_expected) and np.array_equal(ds.y_test, _interleaved(splits["test"])[1])
+    assert np.abs(ds.x_train.astype(int) - x_expected).mean() < 4  # lossy, but the same images in the same order
+    assert ds.source_label == "CIFAR-10 (JPEG mirror)"
+    limited = load_cifar10(tmp_path / "bytes.npz", limit_per_class=(2, 1))
+    assert list(limited.y_train) == list(range(10)) * 2 and list(limited.y_test) == list(range(10))
+
+
+def test_garbage_npz_names_the_file(tmp_path):
+    bad = tmp_path / "broken.npz"
+    bad.write_bytes(b"not an npz" * 10)
+    with pytest.raises(CorruptDatasetError, match="broken.npz"):
+        load_cifar10(bad)
