@@ -10,7 +10,14 @@ machine needs JAX and Keras but not TensorFlow. No run directory by default:
 epochs last seconds, so per-epoch checkpoints would cost more than they save
 (``--run-dir`` turns them on).
 
-    KERAS_BACKEND=jax python benchmarks/cifar10_gpu.py --data cifar10-jpeg-bytes.npz --minutes 6
+Measured on an H200 (``benchmarks/results/cifar10_gpu.json``): the first
+epoch takes about 115 s (XLA compiles the train and validation steps), later
+ones 1.8 s (about 25,000 images/s); 90 epochs reached 89.3 % validation
+accuracy in 4.6 minutes. Leave a few minutes beyond the training for
+compilation and the test evaluation; ``JAX_COMPILATION_CACHE_DIR`` lets the
+``--minutes`` probe's compilation be reused by the run.
+
+    KERAS_BACKEND=jax python benchmarks/cifar10_gpu.py --data cifar10-jpeg-bytes.npz --epochs 90
     python benchmarks/cifar10_gpu.py --smoke          # seconds, runs on a CPU too
 
 Writes ``benchmarks/results/cifar10_gpu.json`` and ``cifar10_gpu.png``.

@@ -122,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
                        default="backend-default",
                        help="XLA/jit: default on for JAX, off for TensorFlow on CPU")
     train.add_argument("--no-augment", action="store_true", help="no crop/flip")
+    train.add_argument("--data-pipeline", choices=["auto", "tf.data", "numpy"], default=None,
+                       help="input pipeline (default auto: tf.data when TensorFlow is installed, else NumPy)")
     train.add_argument("--train-per-class", type=_positive_int, default=None,
                        help="use only the first N training images of each class")
     train.add_argument("--test-per-class", type=_positive_int, default=None,
@@ -178,6 +180,7 @@ def _train(args, argv) -> int:
         train_per_class=args.train_per_class,
         test_per_class=args.test_per_class,
         monitor_every=args.monitor_every,
+        data_pipeline=args.data_pipeline,
         augment=False if args.no_augment else None,
         global_clipnorm=args.clipnorm,  # 0 switches clipping off
     )

@@ -113,6 +113,11 @@ class Recipe:
         weight_decay: decoupled AdamW weight decay.
         beta_1, beta_2, epsilon: AdamW moments and epsilon (1e-8 as FocalNet).
         global_clipnorm: clip the global gradient norm (None or 0: no clipping).
+        gradient_accumulation_steps: average the gradients of this many
+            batches before each update (Keras' optimizer option; None or 1:
+            update every batch). The update sees ``batch_size *
+            gradient_accumulation_steps`` images, in the memory of one batch;
+            the schedule still counts batches.
         label_smoothing: for ``CategoricalCrossentropy``.
         no_weight_decay: variable-name patterns excluded from weight decay.
         augment: padded random crop + horizontal flip.
@@ -145,6 +150,7 @@ class Recipe:
     beta_2: float = 0.999
     epsilon: float = 1e-8
     global_clipnorm: float | None = 5.0
+    gradient_accumulation_steps: int | None = None
     label_smoothing: float = 0.1
     no_weight_decay: tuple[str, ...] = NO_WEIGHT_DECAY
     augment: bool = True
@@ -179,6 +185,10 @@ class Recipe:
                self.label_smoothing, "in [0, 1)")
         _check(self.global_clipnorm is None or (_number(self.global_clipnorm) and self.global_clipnorm >= 0),
                "global_clipnorm", self.global_clipnorm, "a number >= 0 or None")
+        _check(self.gradient_accumulation_steps is None or (
+            isinstance(self.gradient_accumulation_steps, int) and not isinstance(self.gradient_accumulation_steps, bool)
+            and self.gradient_accumulation_steps >= 1), "gradient_accumulation_steps",
+            self.gradient_accumulation_steps, "a positive integer or None")
         _check(_number(self.validation_split) and 0 <= self.validation_split < 1, "validation_split",
                self.validation_split, "in [0, 1)")
         for name in ("train_per_class", "test_per_class"):
@@ -348,6 +358,8 @@ def make_optimizer(recipe: Recipe, steps_per_epoch: int, epochs: int | None = No
         beta_2=recipe.beta_2,
         epsilon=recipe.epsilon,
         global_clipnorm=recipe.global_clipnorm,
+        gradient_accumulation_steps=recipe.gradient_accumulation_steps if recipe.gradient_accumulation_steps != 1
+        else None,
     )
     # Must happen before the optimizer is built (first apply / BackupAndRestore).
     optimizer.exclude_from_weight_decay(var_names=list(recipe.no_weight_decay))

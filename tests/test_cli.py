@@ -41,7 +41,8 @@ def _no_cifar(tmp_path, monkeypatch):
 def test_train_quick_synthetic_then_evaluate(tmp_path):
     out = tmp_path / "run"
     proc = _run(["train", "--preset", "focalnet_cifar_tiny", "--epochs", "3", "--data", "synthetic",
-                 "--out", str(out), "--profile", "quick", "--seed", "1", "--verbose", "2", *TINY_ARGS], tmp_path)
+                 "--out", str(out), "--profile", "quick", "--seed", "1", "--verbose", "2", "--data-pipeline", "numpy",
+                 *TINY_ARGS], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "test accuracy" in proc.stdout and "Epoch 3/3" in proc.stdout
     for name in ("history.csv", "history.json", "curves.png", "metrics.json", "model.keras", "best.keras"):
@@ -52,6 +53,7 @@ def test_train_quick_synthetic_then_evaluate(tmp_path):
     assert metrics["command"].startswith("python -m focaledu train --preset focalnet_cifar_tiny")
     assert {"keras", "backend", "python", "numpy"} <= set(metrics["versions"])
     assert metrics["epochs"] == 3 and metrics["seed"] == 1 and metrics["recipe"]["name"] == "quick"
+    assert metrics["data_pipeline"] == "numpy"
     assert metrics["model_config"]["embed_dim"] == 16
     history = json.loads((out / "history.json").read_text())
     assert history["loss"][-1] < history["loss"][0]
@@ -96,6 +98,8 @@ def test_evaluate_bad_model_file(tmp_path, capsys):
         (["train", "--preset", "focalnet_cifar_tiny", "--out", "x", "--profile", "medium"], "invalid choice"),
         (["train", "--preset", "focalnet_cifar_tiny", "--out", "x", "--lr", "-1"], "positive number"),
         (["train", "--preset", "focalnet_cifar_tiny", "--out", "x", "--depths", "2,x"], "block counts"),
+        (["train", "--preset", "focalnet_cifar_tiny", "--out", "x", "--data-pipeline", "torch"],
+         "invalid choice: 'torch'"),
         (["train", "--preset", "focalnet_cifar_tiny"], "--out"),
         (["train", "--out", "x"], "--preset"),
         (["fit"], "invalid choice"),

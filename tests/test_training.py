@@ -59,6 +59,7 @@ def test_profiles_and_recipe_defaults():
         (dict(mixed_precision="float8"), "mixed_precision"),
         (dict(jit_compile="yes"), "jit_compile"),
         (dict(validation_split=1.0), "validation_split"),
+        (dict(gradient_accumulation_steps=0), "gradient_accumulation_steps"),
     ],
 )
 def test_recipe_rejects_bad_values(overrides, match):
@@ -336,19 +337,25 @@ def test_history_json_replaces_rewritten_epochs(tmp_path):
 # --------------------------------------------------------------------------
 
 
-def test_benchmark_smoke_mode(tmp_path):
+@pytest.mark.parametrize("name", ["cifar10_cpu", "cifar10_gpu"])
+def test_benchmark_smoke_mode(tmp_path, name):
+    """The CPU benchmark (TensorFlow, tf.data, run directory) and the GPU one
+    (JAX, NumPy batches, no run directory) end to end on tiny synthetic data."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "cifar10_cpu.py"), "--smoke", "--out", str(tmp_path)],
+        [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), "--smoke", "--out", str(tmp_path)],
         capture_output=True, text=True, env=env, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    record = json.loads((tmp_path / "cifar10_cpu.json").read_text())
+    record = json.loads((tmp_path / f"{name}.json").read_text())
     for key in ("test_accuracy", "train_seconds", "epochs", "preset", "command", "machine", "versions", "date"):
         assert key in record, key
     assert record["smoke"] is True and 0.0 <= record["test_accuracy"] <= 1.0
     assert record["data"]["source_label"] == SYNTHETIC_LABEL
-    assert (tmp_path / "cifar10_cpu.png").is_file()
+    assert (tmp_path / f"{name}.png").is_file()
+    if name == "cifar10_gpu":
+        assert record["backend"] == "jax" and record["run_dir"] is None
+        assert record["recipe"]["data_pipeline"] == "numpy"
 
 
 def test_benchmark_time_budget_sizes_the_schedule(tmp_path):
@@ -367,3 +374,26 @@ def test_benchmark_time_budget_sizes_the_schedule(tmp_path):
     assert budget["epochs"] == max(1, int(budget["seconds"] // budget["estimated_epoch_seconds"]))
     assert record["epochs"] == budget["epochs"] and 1 <= record["epochs_run"] <= record["epochs"]
     assert record["recipe"]["warmup_epochs"] == pytest.approx(0.15 * budget["epochs"])
+
+
+@pytest.mark.backends
+def test_gradient_accumulation_equals_one_big_batch():
+    """Two batches of 4 accumulated make the update of one batch of 8 (the
+    schedule is flat so both updates use the same rate)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 32, 32, 3)).astype("float32")
+    y = np.eye(10, dtype="float32")[rng.integers(0, 10, 8)]
+    flat = dict(warmup_epochs=0.0, learning_rate=1e-2, min_learning_rate=1e-2, jit_compile=False)
+    keras.utils.set_random_seed(0)
+    initial = training.build_model("focalnet_cifar_tiny", None, drop_path_rate=0.0, **TINY).get_weights()
+    weights = {}
+    for batch, steps in ((8, None), (4, 2)):
+        recipe = training.recipe("quick", batch_size=batch, gradient_accumulation_steps=steps, **flat)
+        model = training.build_model("focalnet_cifar_tiny", recipe, drop_path_rate=0.0, **TINY)
+        model.set_weights(initial)
+        training.compile_model(model, recipe, steps_per_epoch=8 // batch, epochs=1)
+        model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
+        weights[batch] = model.get_weights()
+    moved = max(float(np.max(np.abs(a - b))) for a, b in zip(weights[8], initial))
+    diff = max(float(np.max(np.abs(a - b))) for a, b in zip(weights[8], weights[4]))
+    assert moved > 1e-3 and diff < 1e-3 * moved
