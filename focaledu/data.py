@@ -386,15 +386,20 @@ def _normalise_limits(limit) -> tuple[int | None, int | None]:
     return (None if n_train is None else int(n_train), None if n_test is None else int(n_test))
 
 
-def _first_per_class(y: np.ndarray, n: int | None) -> np.ndarray:
-    """Indices of the first ``n`` examples of each class, in original order."""
-    if n is None:
-        return np.arange(len(y))
+def _class_ranks(y: np.ndarray) -> np.ndarray:
+    """Each example's position among the examples of its class (0, 1, ...)."""
     rank = np.zeros(len(y), dtype=np.int64)
     for label in np.unique(y):
         members = np.flatnonzero(y == label)
         rank[members] = np.arange(len(members))
-    return np.flatnonzero(rank < n)
+    return rank
+
+
+def _first_per_class(y: np.ndarray, n: int | None) -> np.ndarray:
+    """Indices of the first ``n`` examples of each class, in original order."""
+    if n is None:
+        return np.arange(len(y))
+    return np.flatnonzero(_class_ranks(y) < n)
 
 
 def _round_robin(y: np.ndarray, n: int | None) -> np.ndarray:
@@ -403,11 +408,8 @@ def _round_robin(y: np.ndarray, n: int | None) -> np.ndarray:
     The folder loaders' order (:func:`_interleave`): a class-sorted source
     would otherwise put whole classes into the held-out tail.
     """
-    rank = np.zeros(len(y), dtype=np.int64)
-    for label in np.unique(y):
-        members = np.flatnonzero(y == label)
-        rank[members] = np.arange(len(members))
-    keep = np.flatnonzero(rank < n) if n is not None else np.arange(len(y))
+    rank = _class_ranks(y)
+    keep = _first_per_class(y, n)
     return keep[np.lexsort((y[keep], rank[keep]))]
 
 
