@@ -96,6 +96,7 @@ def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overri
     record = {
         "benchmark": name,
         "test_accuracy": m["test_accuracy"],
+        "test_accuracy_flip": m.get("test_accuracy_flip"),
         "train_seconds": m["train_seconds"],
         "epochs": m["epochs"],
         "epochs_run": len(result.history.get("loss", [])),
@@ -128,6 +129,8 @@ def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overri
     else:
         training.plot_history(result.history, out / f"{name}.png", title=f"{preset} on {m['data']['source_label']}: "
                                                                           f"test accuracy {m['test_accuracy']:.1%}")
+    if record["test_accuracy_flip"] is not None:
+        print(f"{name}: with flip test-time augmentation {record['test_accuracy_flip']:.4f}")
     print(f"{name}: test accuracy {record['test_accuracy']:.4f} in {record['train_seconds']:.0f} s "
           f"({record['epochs']} epochs, {record['data']['source_label']}); wrote {path}")
     return record

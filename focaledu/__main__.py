@@ -122,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
                        default="backend-default",
                        help="XLA/jit: default on for JAX, off for TensorFlow on CPU")
     train.add_argument("--no-augment", action="store_true", help="no crop/flip")
+    train.add_argument("--mixup", type=_nonnegative_float, default=None, metavar="ALPHA",
+                       help="Mixup on training batches with Beta(ALPHA, ALPHA) (0: off; NumPy pipeline)")
+    train.add_argument("--cutmix", type=_nonnegative_float, default=None, metavar="ALPHA",
+                       help="CutMix on training batches with Beta(ALPHA, ALPHA) (0: off; with --mixup, "
+                            "half the batches each)")
+    train.add_argument("--flip-tta", action="store_true",
+                       help="also report the test accuracy averaged over each image and its mirror image")
     train.add_argument("--data-pipeline", choices=["auto", "tf.data", "numpy"], default=None,
                        help="input pipeline (default auto: tf.data when TensorFlow is installed, else NumPy)")
     train.add_argument("--train-per-class", type=_positive_int, default=None,
@@ -139,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Evaluate a saved FocalNet on the CIFAR-10 (or synthetic) test split.")
     ev.add_argument("--model", required=True, type=Path, metavar="X.keras")
     ev.add_argument("--data", default=None, metavar="PATH|synthetic")
-    ev.add_argument("--batch-size", type=_positive_int, default=256)
+    ev.add_argument("--batch-size", type=_positive_int, default=250)
+    ev.add_argument("--flip", action="store_true",
+                    help="also the accuracy averaged over each image and its mirror image (test-time augmentation)")
     ev.add_argument("--test-per-class", type=_positive_int, default=None)
     ev.add_argument("--seed", type=int, default=0, help="seed of the synthetic set")
     ev.add_argument("--out", type=Path, default=None, metavar="FILE.json", help="also write the result here")
@@ -182,6 +191,9 @@ def _train(args, argv) -> int:
         monitor_every=args.monitor_every,
         data_pipeline=args.data_pipeline,
         augment=False if args.no_augment else None,
+        mixup_alpha=args.mixup,
+        cutmix_alpha=args.cutmix,
+        test_time_flip=True if args.flip_tta else None,
         global_clipnorm=args.clipnorm,  # 0 switches clipping off
     )
     model_overrides = {k: v for k, v in (("embed_dim", args.embed_dim), ("depths", args.depths)) if v is not None}
@@ -216,6 +228,8 @@ def _train(args, argv) -> int:
         f"{metrics['data']['source_label']} after {metrics['epochs']} epochs "
         f"({metrics['train_seconds']:.0f} s); wrote {args.out}"
     )
+    if metrics.get("test_accuracy_flip") is not None:
+        print(f"with its mirror image (flip test-time augmentation): {metrics['test_accuracy_flip']:.4f}")
     return 0
 
 
@@ -240,17 +254,20 @@ def _evaluate(args, argv) -> int:
     if getattr(model, "num_classes", dataset.num_classes) != dataset.num_classes:
         return _fail(f"the model has {model.num_classes} classes but the data has {dataset.num_classes}.",
                      EXIT_USAGE)
-    result = training.evaluate(model, dataset, batch_size=args.batch_size)
+    result = training.evaluate(model, dataset, batch_size=args.batch_size, flip=args.flip)
     record = {
         "model": str(args.model),
         "test_accuracy": result["accuracy"],
         "test_loss": result["loss"],
+        "test_accuracy_flip": result.get("flip_accuracy"),
         "test_images": result["n"],
         "data": {"source_label": dataset.source_label, "source": dataset.source},
         **training.run_info(shlex.join(["python", "-m", "focaledu", *argv])),
     }
     print(f"test accuracy {result['accuracy']:.4f} (cross-entropy {result['loss']:.4f}) on {result['n']} "
           f"images of {dataset.source_label}")
+    if args.flip:
+        print(f"with its mirror image (flip test-time augmentation): {result['flip_accuracy']:.4f}")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(record, indent=2) + "\n")

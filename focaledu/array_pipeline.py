@@ -19,7 +19,7 @@ import numpy as np
 
 from focaledu.data import CIFAR10_MEAN, CIFAR10_STD
 
-__all__ = ["ArrayPipeline", "crop_and_flip"]
+__all__ = ["ArrayPipeline", "crop_and_flip", "mix_batch"]
 
 
 def crop_and_flip(images: np.ndarray, rng: np.random.Generator, padding: int = 4) -> np.ndarray:
@@ -32,6 +32,36 @@ def crop_and_flip(images: np.ndarray, rng: np.random.Generator, padding: int = 4
     flip = rng.random(n) < 0.5
     cropped[flip] = cropped[flip, :, ::-1]
     return cropped
+
+
+def mix_batch(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, mixup_alpha: float = 0.0,
+              cutmix_alpha: float = 0.0, switch_prob: float = 0.5):
+    """Mixup or CutMix of a batch with its reverse, as timm's ``Mixup`` (``mode="batch"``).
+
+    One ``lam ~ Beta(alpha, alpha)`` for the whole batch; image ``i`` is mixed
+    with image ``n - 1 - i`` and so are the one-hot ``labels``. With both
+    alphas above 0, CutMix is picked with probability ``switch_prob``. CutMix
+    pastes a box of area ``1 - lam`` (centre uniform, clipped at the border)
+    and then sets ``lam`` to the area actually kept (timm's ``correct_lam``).
+    """
+    if mixup_alpha <= 0 and cutmix_alpha <= 0:
+        return images, labels
+    cutmix = cutmix_alpha > 0 and (mixup_alpha <= 0 or rng.random() < switch_prob)
+    lam = float(rng.beta(cutmix_alpha, cutmix_alpha) if cutmix else rng.beta(mixup_alpha, mixup_alpha))
+    partner = images[::-1]
+    if cutmix:
+        h, w = images.shape[1:3]
+        cut = np.sqrt(1.0 - lam)
+        cy, cx = rng.integers(h), rng.integers(w)
+        y0, y1 = np.clip([cy - int(h * cut) // 2, cy + int(h * cut) // 2], 0, h)
+        x0, x1 = np.clip([cx - int(w * cut) // 2, cx + int(w * cut) // 2], 0, w)
+        images = images.copy()
+        images[:, y0:y1, x0:x1] = partner[:, y0:y1, x0:x1]
+        lam = 1.0 - (y1 - y0) * (x1 - x0) / (h * w)
+    else:
+        images = lam * images + (1.0 - lam) * partner
+    labels = lam * labels + (1.0 - lam) * labels[::-1]
+    return images.astype("float32"), labels.astype("float32")
 
 
 class ArrayPipeline(keras.utils.PyDataset):
@@ -47,13 +77,17 @@ class ArrayPipeline(keras.utils.PyDataset):
         normalize: CIFAR-10 standardisation after ``/255`` (else only ``/255``).
         num_classes: if given, labels are one-hot ``float32``.
         image_size: resize (bilinear) to this ``(height, width)`` when it differs.
+        mixup_alpha, cutmix_alpha, mix_switch_prob: :func:`mix_batch` on every
+            batch (needs ``num_classes``; 0: off).
+        mirror: flip every image horizontally (test-time augmentation).
         **kwargs: ``keras.utils.PyDataset``'s ``workers``, ``use_multiprocessing``,
             ``max_queue_size``.
     """
 
     def __init__(self, x, y, batch_size: int = 128, *, seed: int = 0, augment: bool = False, shuffle: bool = False,
                  drop_remainder: bool = False, normalize: bool = True, num_classes: int | None = None,
-                 image_size=None, **kwargs):
+                 image_size=None, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0,
+                 mix_switch_prob: float = 0.5, mirror: bool = False, **kwargs):
         super().__init__(**kwargs)
         if len(x) != len(y):
             raise ValueError(f"`x` and `y` must have the same length; received {len(x)} images and {len(y)} labels.")
@@ -65,7 +99,26 @@ class ArrayPipeline(keras.utils.PyDataset):
         self.drop_remainder = drop_remainder and len(self.x) >= batch_size
         self.num_classes = num_classes
         self.image_size = None if image_size is None else tuple(int(s) for s in image_size)
+        for name, value in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
+            if not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"`{name}` must be a number >= 0 (0: off); received {value!r}.")
+        if not 0 <= mix_switch_prob <= 1:
+            raise ValueError(f"`mix_switch_prob` must be in [0, 1]; received {mix_switch_prob!r}.")
+        if (mixup_alpha or cutmix_alpha) and not num_classes:
+            raise ValueError("Mixup/CutMix mix one-hot labels: pass `num_classes` with `mixup_alpha` or "
+                             "`cutmix_alpha`.")
+        self.mixup_alpha, self.cutmix_alpha, self.mix_switch_prob = mixup_alpha, cutmix_alpha, mix_switch_prob
+        self.mirror = mirror
+        self._kwargs = kwargs
         self.start_at(0)
+
+    def mirrored(self) -> "ArrayPipeline":
+        """The same batches with every image flipped horizontally (for test-time augmentation)."""
+        return ArrayPipeline(self.x, self.y, self.batch_size, seed=self.seed, augment=self.augment,
+                             shuffle=self.shuffle, drop_remainder=self.drop_remainder, normalize=self.normalize,
+                             num_classes=self.num_classes, image_size=self.image_size,
+                             mixup_alpha=self.mixup_alpha, cutmix_alpha=self.cutmix_alpha,
+                             mix_switch_prob=self.mix_switch_prob, mirror=not self.mirror, **self._kwargs)
 
     def start_at(self, epoch: int) -> None:
         """Continue with the shuffle and augmentation of ``epoch`` (a resumed run)."""
@@ -84,8 +137,11 @@ class ArrayPipeline(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         picks = self._order[index * self.batch_size:(index + 1) * self.batch_size]
         images = self.x[picks]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
         if self.augment:
-            images = crop_and_flip(images, np.random.default_rng([self.seed, self.epoch, index]))
+            images = crop_and_flip(images, rng)
+        if self.mirror:
+            images = images[:, :, ::-1]
         images = images.astype("float32") / 255.0
         if self.normalize:
             images = (images - np.float32(CIFAR10_MEAN)) / np.float32(CIFAR10_STD)
@@ -95,6 +151,8 @@ class ArrayPipeline(keras.utils.PyDataset):
         labels = self.y[picks].astype("int64")
         if self.num_classes:
             labels = np.eye(self.num_classes, dtype="float32")[labels]
+            images, labels = mix_batch(images, labels, rng, self.mixup_alpha, self.cutmix_alpha,
+                                       self.mix_switch_prob)
         return images, labels
 
     def on_epoch_end(self):

@@ -121,12 +121,20 @@ class Recipe:
         label_smoothing: for ``CategoricalCrossentropy``.
         no_weight_decay: variable-name patterns excluded from weight decay.
         augment: padded random crop + horizontal flip.
+        mixup_alpha, cutmix_alpha: Mixup / CutMix on every training batch
+            (:func:`focaledu.array_pipeline.mix_batch`, as timm's ``Mixup``;
+            0: off). They run in the NumPy pipeline: ``data_pipeline="auto"``
+            picks it, ``"tf.data"`` with mixing is an error.
+        mix_switch_prob: with both on, the probability of CutMix for a batch.
+        test_time_flip: also report the test accuracy of the averaged
+            softmax of each image and its mirror image (``test_accuracy_flip``
+            in ``metrics.json``; ``test_accuracy`` stays single-view).
         deterministic_data: run the augmentation map sequentially, so a seed
             reproduces the batches (False: parallel, faster on many cores).
         data_pipeline: ``"tf.data"`` (:mod:`focaledu.data`), ``"numpy"``
             (:class:`focaledu.array_pipeline.ArrayPipeline`, no TensorFlow
             needed; always reproducible) or ``"auto"``: ``tf.data`` when
-            TensorFlow is installed, else NumPy.
+            TensorFlow is installed and no mixing is asked for, else NumPy.
         validation_split: last fraction of the training set held out.
         train_per_class, test_per_class: use only the first ``n`` images of
             each class (None: all), for quick runs.
@@ -154,6 +162,10 @@ class Recipe:
     label_smoothing: float = 0.1
     no_weight_decay: tuple[str, ...] = NO_WEIGHT_DECAY
     augment: bool = True
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    mix_switch_prob: float = 0.5
+    test_time_flip: bool = False
     deterministic_data: bool = True
     data_pipeline: str = "auto"
     validation_split: float = 0.1
@@ -199,6 +211,15 @@ class Recipe:
                f"one of {[k for k in PRECISIONS if k]} or None")
         _check(self.data_pipeline in DATA_PIPELINES, "data_pipeline", self.data_pipeline,
                f"one of {list(DATA_PIPELINES)}")
+        for name in ("mixup_alpha", "cutmix_alpha"):
+            _check(_number(getattr(self, name)) and getattr(self, name) >= 0, name, getattr(self, name),
+                   "a number >= 0 (0: off)")
+        _check(_number(self.mix_switch_prob) and 0 <= self.mix_switch_prob <= 1, "mix_switch_prob",
+               self.mix_switch_prob, "in [0, 1]")
+        _check(not (self.mixup_alpha or self.cutmix_alpha) or self.data_pipeline != "tf.data", "data_pipeline",
+               self.data_pipeline, "'numpy' or 'auto' when mixup_alpha or cutmix_alpha is set (mixing runs in "
+               "the NumPy pipeline)")
+        _check(isinstance(self.test_time_flip, bool), "test_time_flip", self.test_time_flip, "True or False")
         _check(self.jit_compile in (None, True, False, "auto"), "jit_compile", self.jit_compile,
                "True, False, 'auto' or None")
         _check(isinstance(self.monitor_every, int) and self.monitor_every >= 0, "monitor_every",
@@ -469,7 +490,8 @@ def data_pipeline(recipe: Recipe) -> str:
         return recipe.data_pipeline
     import importlib.util
 
-    return "tf.data" if importlib.util.find_spec("tensorflow") else "numpy"
+    mixing = recipe.mixup_alpha or recipe.cutmix_alpha
+    return "tf.data" if importlib.util.find_spec("tensorflow") and not mixing else "numpy"
 
 
 def make_pipelines(dataset, recipe: Recipe, num_classes: int, image_size=(32, 32), seed: int = 0):
@@ -496,14 +518,15 @@ def make_pipelines(dataset, recipe: Recipe, num_classes: int, image_size=(32, 32
     (x_train, y_train), (x_test, y_test) = dataset
     (x_fit, y_fit), (x_val, y_val) = split_validation(x_train, y_train, recipe.validation_split)
     size = tuple(int(s) for s in image_size)
-    eval_batch = 2 * recipe.batch_size
+    eval_batch = _even_batch(2 * recipe.batch_size, len(x_val), len(x_test))
     if data_pipeline(recipe) == "numpy":
         from focaledu.array_pipeline import ArrayPipeline
 
         common = dict(num_classes=num_classes, image_size=size, workers=min(8, os.cpu_count() or 1))
         return Pipelines(
             ArrayPipeline(x_fit, y_fit, recipe.batch_size, seed=seed, augment=recipe.augment, shuffle=True,
-                          drop_remainder=True, **common),
+                          drop_remainder=True, mixup_alpha=recipe.mixup_alpha, cutmix_alpha=recipe.cutmix_alpha,
+                          mix_switch_prob=recipe.mix_switch_prob, **common),
             ArrayPipeline(x_val, y_val, eval_batch, **common) if len(x_val) else None,
             ArrayPipeline(x_test, y_test, eval_batch, **common),
         )
@@ -531,6 +554,19 @@ def make_pipelines(dataset, recipe: Recipe, num_classes: int, image_size=(32, 32
     return Pipelines(wrap(train), wrap(validation), wrap(test))
 
 
+def _even_batch(target: int, *sizes: int) -> int:
+    """The largest batch <= ``target`` (and > ``target / 2``) that divides every non-zero size, else ``target``.
+
+    Evaluation batches of one shape are compiled once: on a GPU each extra
+    shape (the last partial batch) costs another XLA compilation.
+    """
+    sizes = [n for n in sizes if n]
+    for batch in range(target, target // 2, -1):
+        if all(n % batch == 0 for n in sizes):
+            return batch
+    return target
+
+
 def _steps_per_epoch(n_train: int, validation_split: float, batch_size: int) -> int:
     """Training steps per epoch of :func:`make_pipelines` (the partial batch is dropped)."""
     n_val = int(round(n_train * validation_split))
@@ -556,7 +592,7 @@ def preprocess_images(images, image_size=None):
 # --------------------------------------------------------------------------
 
 
-def evaluate(model, dataset, batch_size: int = 256) -> dict:
+def evaluate(model, dataset, batch_size: int = 250, flip: bool = False) -> dict:
     """Test accuracy and (unsmoothed) cross-entropy of ``model`` on ``dataset``'s test split.
 
     Args:
@@ -564,6 +600,13 @@ def evaluate(model, dataset, batch_size: int = 256) -> dict:
         dataset: an ``ImageDataset``, a ``tf.data`` pipeline or an
             :class:`~focaledu.array_pipeline.ArrayPipeline` of
             ``(images, labels)`` (integer or one-hot labels).
+        batch_size: for an ``ImageDataset`` (pipelines keep their own).
+        flip: also ``flip_accuracy`` / ``flip_loss``: the prediction is the
+            mean of the softmax of each image and of its mirror image
+            (test-time augmentation; a second forward pass).
+
+    Returns:
+        ``{"accuracy", "loss", "n"}`` (+ ``"flip_accuracy", "flip_loss"``).
     """
     from focaledu.array_pipeline import ArrayPipeline
 
@@ -573,19 +616,31 @@ def evaluate(model, dataset, batch_size: int = 256) -> dict:
     # model.predict runs the compiled (jitted / tf.function) forward pass; eager
     # calls would go op by op, which is slow on JAX. Eval pipelines are ordered.
     if isinstance(dataset, ArrayPipeline):
-        logits = model.predict(dataset, verbose=0)
         labels = dataset.y
+        inputs, mirrored = dataset, (dataset.mirrored() if flip else None)
     else:
-        logits = model.predict(dataset.map(lambda x, y: x), verbose=0)
         labels = np.concatenate([np.asarray(y) for y in dataset.map(lambda x, y: y).as_numpy_iterator()])
-    logits = np.asarray(logits, dtype="float64")
+        inputs = dataset.map(lambda x, y: x)
+        mirrored = dataset.map(lambda x, y: x[:, :, ::-1, :]) if flip else None
     labels = (np.argmax(labels, axis=-1) if np.ndim(labels) == 2 else np.asarray(labels)).astype(np.int64)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    probs = _softmax(model.predict(inputs, verbose=0))
+    result = {**_scores(probs, labels), "n": int(len(labels))}
+    if flip:
+        both = (probs + _softmax(model.predict(mirrored, verbose=0))) / 2
+        result.update({f"flip_{k}": v for k, v in _scores(both, labels).items()})
+    return result
+
+
+def _softmax(logits) -> np.ndarray:
+    logits = np.asarray(logits, dtype="float64")
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _scores(probs: np.ndarray, labels: np.ndarray) -> dict:
     return {
-        "accuracy": float(np.mean(np.argmax(logits, axis=1) == labels)),
-        "loss": float(-np.mean(log_probs[np.arange(len(labels)), labels])),
-        "n": int(len(labels)),
+        "accuracy": float(np.mean(np.argmax(probs, axis=1) == labels)),
+        "loss": float(-np.mean(np.log(np.maximum(probs[np.arange(len(labels)), labels], 1e-300)))),
     }
 
 
@@ -837,11 +892,12 @@ def _fit(preset, dataset, out_dir, recipe_, epochs, seed, callbacks, verbose, co
     train_seconds = time.perf_counter() - start
     history = (fcb.read_history(out / "history.json") if out_dir is not None
                else {"epoch": list(keras_history.epoch), **keras_history.history})
-    test = evaluate(model, pipelines.test)
+    test = evaluate(model, pipelines.test, flip=recipe_.test_time_flip)
 
     metrics = {
         "test_accuracy": test["accuracy"],
         "test_loss": test["loss"],
+        "test_accuracy_flip": test.get("flip_accuracy"),
         "test_images": test["n"],
         "best_val_accuracy": max(history["val_accuracy"]) if history.get("val_accuracy") else None,
         "final_train_loss": history["loss"][-1] if history.get("loss") else None,
