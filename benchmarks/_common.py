@@ -56,14 +56,16 @@ def command_line() -> str:
 
 
 def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overrides=None, notes=None,
-                           warmup_fraction=None, checkpoints=True) -> dict:
+                           warmup_fraction=None, checkpoints=True, stop_after_seconds=None) -> dict:
     """Trains ``preset`` with ``recipe`` as the parsed ``args`` say and writes the results.
 
     ``warmup_fraction``: warm up for this fraction of the epochs actually run
     (set when ``--minutes`` decides them), instead of the recipe's ``warmup_epochs``.
     ``checkpoints=False``: without ``--run-dir``, write no run directory at all
     (no per-epoch backup, best checkpoint or monitor figures), for runs whose
-    epochs last seconds.
+    epochs last seconds. ``stop_after_seconds``: also stop training at the
+    first epoch end past this many seconds (``epochs_run`` then falls short
+    of ``epochs``).
     """
     from focaledu import training
 
@@ -90,7 +92,7 @@ def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overri
     result = training.fit(
         preset, data, run_dir, profile=recipe, epochs=epochs, seed=args.seed, verbose=2,
         command=command_line(), model_overrides=model_overrides,
-        callbacks=[stop_after(budget["seconds"])] if budget else (),
+        callbacks=[stop_after(limit) for limit in (budget and budget["seconds"], stop_after_seconds) if limit],
     )
     m = result.metrics
     record = {
@@ -114,6 +116,7 @@ def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overri
         "smoke": bool(args.smoke),
         "notes": notes or "",
         "budget": budget,
+        "stop_after_seconds": stop_after_seconds,
         "command": m["command"],
         "machine": m["machine"],
         "versions": m["versions"],
