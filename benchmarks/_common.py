@@ -121,6 +121,7 @@ def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overri
         "machine": m["machine"],
         "versions": m["versions"],
         "date": m["date"],
+        **epoch_summary(result.history, m["steps_per_epoch"] * recipe.batch_size),
         "history": result.history,
         "run_dir": str(run_dir) if run_dir else None,
     }
@@ -137,6 +138,22 @@ def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overri
     print(f"{name}: test accuracy {record['test_accuracy']:.4f} in {record['train_seconds']:.0f} s "
           f"({record['epochs']} epochs, {record['data']['source_label']}); wrote {path}")
     return record
+
+
+def epoch_summary(history: dict, images_per_epoch: int) -> dict:
+    """First-epoch time (tracing/compilation included), the steady epoch time and throughput, final accuracies."""
+    import numpy as np
+
+    seconds = [s for s in history.get("epoch_seconds", []) if s is not None]
+    steady = float(np.median(seconds[1:])) if len(seconds) > 1 else None
+    last = {k: history[k][-1] for k in ("accuracy", "val_accuracy") if history.get(k)}
+    return {
+        "first_epoch_seconds": seconds[0] if seconds else None,
+        "steady_epoch_seconds_median": steady,
+        "train_images_per_second_steady": round(images_per_epoch / steady) if steady else None,
+        "final_train_accuracy": last.get("accuracy"),
+        "final_val_accuracy": last.get("val_accuracy"),
+    }
 
 
 def stop_after(seconds: float):

@@ -688,7 +688,8 @@ def _machine() -> dict:
     try:
         import jax
 
-        gpus = [str(d) for d in jax.devices() if d.platform == "gpu"] if "jax" in sys.modules else []
+        gpus = ([f"{d} ({d.device_kind})" for d in jax.devices() if d.platform == "gpu"]
+                if "jax" in sys.modules else [])
     except Exception:
         pass
     if not gpus and "tensorflow" in sys.modules:

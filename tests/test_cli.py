@@ -42,7 +42,7 @@ def test_train_quick_synthetic_then_evaluate(tmp_path):
     out = tmp_path / "run"
     proc = _run(["train", "--preset", "focalnet_cifar_tiny", "--epochs", "3", "--data", "synthetic",
                  "--out", str(out), "--profile", "quick", "--seed", "1", "--verbose", "2", "--data-pipeline", "numpy",
-                 *TINY_ARGS], tmp_path)
+                 "--flip-tta", *TINY_ARGS], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "test accuracy" in proc.stdout and "Epoch 3/3" in proc.stdout
     for name in ("history.csv", "history.json", "curves.png", "metrics.json", "model.keras", "best.keras"):
@@ -58,14 +58,16 @@ def test_train_quick_synthetic_then_evaluate(tmp_path):
     history = json.loads((out / "history.json").read_text())
     assert history["loss"][-1] < history["loss"][0]
     assert metrics["test_accuracy"] > 0.15  # chance is 0.1
+    assert "flip test-time augmentation" in proc.stdout and 0 <= metrics["test_accuracy_flip"] <= 1
 
     # Same synthetic test split (seed 1, 20 per class): the same accuracy.
     proc = _run(["evaluate", "--model", str(out / "model.keras"), "--data", "synthetic", "--seed", "1",
-                 "--test-per-class", "20", "--out", str(tmp_path / "eval.json")], tmp_path)
+                 "--test-per-class", "20", "--flip", "--out", str(tmp_path / "eval.json")], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "eval.json").read_text())
     assert result["test_images"] == 200
     assert result["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert result["test_accuracy_flip"] == pytest.approx(metrics["test_accuracy_flip"])
 
 
 def test_train_without_data_exits_with_loader_message(tmp_path):
@@ -98,6 +100,7 @@ def test_evaluate_bad_model_file(tmp_path, capsys):
         (["train", "--preset", "focalnet_cifar_tiny", "--out", "x", "--profile", "medium"], "invalid choice"),
         (["train", "--preset", "focalnet_cifar_tiny", "--out", "x", "--lr", "-1"], "positive number"),
         (["train", "--preset", "focalnet_cifar_tiny", "--out", "x", "--depths", "2,x"], "block counts"),
+        (["train", "--preset", "focalnet_cifar_tiny", "--out", "x", "--mixup", "-0.5"], "--mixup"),
         (["train", "--preset", "focalnet_cifar_tiny", "--out", "x", "--data-pipeline", "torch"],
          "invalid choice: 'torch'"),
         (["train", "--preset", "focalnet_cifar_tiny"], "--out"),
@@ -120,6 +123,10 @@ def test_recipe_errors_are_usage_errors(tmp_path, capsys):
     code = cli.main(["train", "--preset", "focalnet_cifar_tiny", "--out", str(tmp_path), "--data", "synthetic",
                      "--lr", "1e-6", "--min-lr", "1e-3"])
     assert code == 2 and "min_learning_rate" in capsys.readouterr().err
+    code = cli.main(["train", "--preset", "focalnet_cifar_tiny", "--out", str(tmp_path / "mix"), "--data",
+                     "synthetic", "--cutmix", "1", "--data-pipeline", "tf.data"])
+    assert code == 2 and "'numpy' or 'auto' when mixup_alpha or cutmix_alpha" in capsys.readouterr().err
+    assert not (tmp_path / "mix").exists()  # nothing written
 
 
 def test_help_lists_profiles_and_presets(capsys):
