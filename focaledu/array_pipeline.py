@@ -10,6 +10,12 @@ Every batch draws from its own generator seeded by ``(seed, epoch, index)``,
 so the batches do not depend on the order in which worker threads fetch
 them: with the same seed two pipelines give identical epochs. They are not
 the same random draws as the ``tf.data`` pipeline's (another generator).
+
+It also mixes batches (:func:`mix_batch`), which the ``tf.data`` pipeline
+does not: the official FocalNet uses timm's ``Mixup``, one mixing weight per
+batch and Mixup or CutMix picked per batch, while ``keras.layers.MixUp``
+draws a weight per image and has no switch. Mixing in NumPy gives both
+backends the same batches from the same seed.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ Nothing here is hand-written that Keras already has:
 * **loss**: ``keras.losses.CategoricalCrossentropy(label_smoothing=...)`` on
   one-hot labels. ``SparseCategoricalCrossentropy`` has no
   ``label_smoothing`` argument in Keras 3, and one-hot targets are also what
-  mixup/cutmix would need later;
+  mixup/cutmix need (``Recipe(mixup_alpha=..., cutmix_alpha=...)``, mixed in
+  the NumPy pipeline);
 * **precision**: optional ``mixed_float16`` / ``mixed_bfloat16`` through
   ``keras.mixed_precision.set_dtype_policy`` (set only while the model is
   built; Keras adds loss scaling for float16 by itself);
