@@ -51,6 +51,7 @@ def main(argv=None):
 
     facts = {key: run[key] for key in RUN_FACTS if key in run}
     facts["run_test_accuracy"] = run.get("test_accuracy")
+    facts["run_test_accuracy_flip"] = run.get("test_accuracy_flip")  # mean of image and mirror image
     facts["training_data"] = run.get("data")
     train_command = run.get("command") or "(not recorded)"
     manifest = zoo.export(

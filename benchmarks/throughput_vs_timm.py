@@ -15,7 +15,8 @@ its default thread pools:
 
 ``ratio`` = focaledu (TensorFlow) images/s / timm images/s. One run each, so
 numbers on a shared machine are indicative only (``machine.load_average_1min``
-is recorded).
+is recorded): at a load of 3 (session 3) the ratio was 0.56, on the idle
+machine 0.83 (2026-11-26); TensorFlow's step suffers most from a busy CPU.
 
     .venv/bin/python benchmarks/throughput_vs_timm.py            # ~2 min on 2 cores
     .venv/bin/python benchmarks/throughput_vs_timm.py --smoke    # seconds, temp dir
@@ -190,7 +191,8 @@ def main(argv=None):
         "epochs": None,
         "train_seconds": sum(r["seconds"] for r in runs.values()),
         "smoke": args.smoke,
-        "notes": "one run per framework on a CPU shared with other jobs; indicative only",
+        "notes": "one run per framework; machine.load_average_1min says how busy the CPU was at the start "
+                 "(session 3's run at load 3.05 measured ratio 0.56, this idle-machine rerun protocol ~0.8)",
         **training.run_info(shlex.join(["python", os.path.relpath(__file__, ROOT), *(argv or sys.argv[1:])])),
     }
     record["versions"].update(runs["timm_torch"].get("versions", {}))
@@ -215,7 +217,7 @@ def _plot(record, path):
            color=["C0", "C2", "C3"][: len(names)])
     ax.set_ylabel("training images / s")
     ax.set_title(f"{record['preset']}, batch {record['batch_size']}, {record['machine']['cpu_count']} CPU cores "
-                 "(shared)", fontsize=9)
+                 f"(1-min load {record['machine'].get('load_average_1min')})", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
