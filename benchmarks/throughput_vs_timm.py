@@ -191,8 +191,7 @@ def main(argv=None):
         "epochs": None,
         "train_seconds": sum(r["seconds"] for r in runs.values()),
         "smoke": args.smoke,
-        "notes": "one run per framework; machine.load_average_1min says how busy the CPU was at the start "
-                 "(session 3's run at load 3.05 measured ratio 0.56, this idle-machine rerun protocol ~0.8)",
+        "notes": "one run per framework; machine.load_average_1min says how busy the CPU was at the start",
         **training.run_info(shlex.join(["python", os.path.relpath(__file__, ROOT), *(argv or sys.argv[1:])])),
     }
     record["versions"].update(runs["timm_torch"].get("versions", {}))

@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="modulation figure every N epochs (0: never)")
     train.add_argument("--embed-dim", type=_positive_int, default=None, help="override the preset's width")
     train.add_argument("--depths", type=_depths, default=None, help="override the preset's depths, e.g. 1,1,1")
+    train.add_argument("--conv-embed", action="store_true",
+                       help="the official overlapping stem (use_conv_embed=True: 7x7 stride-4 convolution, "
+                            "3x3 stride-2 downsampling), as benchmarks/cifar10_cpu.py trains")
     train.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1,
                        help="1: progress bar (default), 2: one line per epoch, 0: silent")
 
@@ -196,7 +199,8 @@ def _train(args, argv) -> int:
         test_time_flip=True if args.flip_tta else None,
         global_clipnorm=args.clipnorm,  # 0 switches clipping off
     )
-    model_overrides = {k: v for k, v in (("embed_dim", args.embed_dim), ("depths", args.depths)) if v is not None}
+    model_overrides = {k: v for k, v in (("embed_dim", args.embed_dim), ("depths", args.depths),
+                                          ("use_conv_embed", args.conv_embed or None)) if v is not None}
     if args.scale_lr and (args.batch_size is None or args.lr is not None or args.min_lr is not None):
         return _fail("--scale-lr needs --batch-size and derives the learning rates from it; "
                      "drop --lr/--min-lr or --scale-lr.", EXIT_USAGE)

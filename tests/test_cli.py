@@ -42,7 +42,7 @@ def test_train_quick_synthetic_then_evaluate(tmp_path):
     out = tmp_path / "run"
     proc = _run(["train", "--preset", "focalnet_cifar_tiny", "--epochs", "3", "--data", "synthetic",
                  "--out", str(out), "--profile", "quick", "--seed", "1", "--verbose", "2", "--data-pipeline", "numpy",
-                 "--flip-tta", *TINY_ARGS], tmp_path)
+                 "--flip-tta", "--conv-embed", *TINY_ARGS], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "test accuracy" in proc.stdout and "Epoch 3/3" in proc.stdout
     for name in ("history.csv", "history.json", "curves.png", "metrics.json", "model.keras", "best.keras"):
@@ -54,7 +54,7 @@ def test_train_quick_synthetic_then_evaluate(tmp_path):
     assert {"keras", "backend", "python", "numpy"} <= set(metrics["versions"])
     assert metrics["epochs"] == 3 and metrics["seed"] == 1 and metrics["recipe"]["name"] == "quick"
     assert metrics["data_pipeline"] == "numpy"
-    assert metrics["model_config"]["embed_dim"] == 16
+    assert metrics["model_config"]["embed_dim"] == 16 and metrics["model_config"]["use_conv_embed"] is True
     history = json.loads((out / "history.json").read_text())
     assert history["loss"][-1] < history["loss"][0]
     assert metrics["test_accuracy"] > 0.15  # chance is 0.1
