@@ -20,6 +20,8 @@ backends the same batches from the same seed.
 
 from __future__ import annotations
 
+import copy
+
 import keras
 import numpy as np
 
@@ -115,16 +117,13 @@ class ArrayPipeline(keras.utils.PyDataset):
                              "`cutmix_alpha`.")
         self.mixup_alpha, self.cutmix_alpha, self.mix_switch_prob = mixup_alpha, cutmix_alpha, mix_switch_prob
         self.mirror = mirror
-        self._kwargs = kwargs
         self.start_at(0)
 
     def mirrored(self) -> "ArrayPipeline":
         """The same batches with every image flipped horizontally (for test-time augmentation)."""
-        return ArrayPipeline(self.x, self.y, self.batch_size, seed=self.seed, augment=self.augment,
-                             shuffle=self.shuffle, drop_remainder=self.drop_remainder, normalize=self.normalize,
-                             num_classes=self.num_classes, image_size=self.image_size,
-                             mixup_alpha=self.mixup_alpha, cutmix_alpha=self.cutmix_alpha,
-                             mix_switch_prob=self.mix_switch_prob, mirror=not self.mirror, **self._kwargs)
+        twin = copy.copy(self)  # shares the arrays; start_at() rebinds, never mutates, the order
+        twin.mirror = not self.mirror
+        return twin
 
     def start_at(self, epoch: int) -> None:
         """Continue with the shuffle and augmentation of ``epoch`` (a resumed run)."""
