@@ -29,10 +29,13 @@ import _common  # noqa: E402
 
 
 def main(argv=None):
-    args = _common.parser(__doc__.splitlines()[0], epochs=34).parse_args(argv)
+    p = _common.parser(__doc__.splitlines()[0], epochs=34)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    args = p.parse_args(argv)
     from focaledu import training
 
-    recipe = training.recipe("full", test_time_flip=True)
+    recipe = training.recipe("full", batch_size=args.batch_size, learning_rate=args.lr, test_time_flip=True)
     # The overlapping stem costs ~20 % throughput here (363 vs 448 images/s, batch 128); early
     # convolutions are known to help small-image transformers, so it is the default here.
     return _common.run_training_benchmark("cifar10_cpu", "focalnet_cifar_tiny", recipe, args,
