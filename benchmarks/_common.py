@@ -185,7 +185,7 @@ def epochs_for_budget(preset, recipe, seconds: float, model_overrides=None, *, p
     from focaledu import training
 
     n_train = 10 * recipe.train_per_class if recipe.train_per_class else 50_000  # CIFAR-10's training set
-    steps = training._steps_per_epoch(n_train, recipe.validation_split, recipe.batch_size)
+    steps = training.steps_per_epoch(n_train, recipe.validation_split, recipe.batch_size)
     model = training.build_model(preset, recipe, **(model_overrides or {}))
     training.compile_model(model, recipe, steps, 1)
     size = tuple(model.image_size)

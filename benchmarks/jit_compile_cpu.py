@@ -1,11 +1,14 @@
-"""Which ``jit_compile`` to use per backend: training step time of a FocalNet.
+"""Which ``jit_compile`` (and precision) to use on the CPU: training step time of a FocalNet.
 
 Times ``model.fit`` on a fixed in-memory batch stream for each
-``(backend, jit_compile)`` pair, each in its own subprocess (the Keras backend
-is fixed at import). The first epoch includes tracing/compilation; the
-second is the steady state reported as images/s.
+``(backend, jit_compile, mixed_precision)`` case, each in its own subprocess
+(the Keras backend is fixed at import). The first epoch includes
+tracing/compilation; the second is the steady state reported as images/s.
+The bfloat16 case asks whether ``mixed_bfloat16`` pays on a CPU with
+bfloat16 matrix units (the development machine's Xeon has AMX, which oneDNN
+uses for the matmuls and convolutions).
 
-    .venv/bin/python benchmarks/jit_compile_cpu.py            # ~3-5 min on 2 cores
+    .venv/bin/python benchmarks/jit_compile_cpu.py            # ~4 min on 2 cores
     .venv/bin/python benchmarks/jit_compile_cpu.py --smoke    # seconds, temp dir
 
 Writes ``benchmarks/results/jit_compile_cpu.json`` (and a bar chart PNG).
@@ -25,7 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
-CASES = [("tensorflow", False), ("tensorflow", True), ("jax", True)]
+#: (backend, jit_compile, mixed_precision)
+CASES = [("tensorflow", False, None), ("tensorflow", True, None), ("jax", True, None),
+         ("tensorflow", False, "mixed_bfloat16")]
 
 
 def _child(args):
@@ -35,7 +40,8 @@ def _child(args):
     from focaledu import training
 
     overrides = json.loads(args.overrides)
-    recipe = training.recipe(args.profile, batch_size=args.batch_size, jit_compile=args.jit == "on")
+    recipe = training.recipe(args.profile, batch_size=args.batch_size, jit_compile=args.jit == "on",
+                             mixed_precision=args.precision)
     model = training.build_model(args.preset, recipe, **overrides)
     steps = args.steps
     training.compile_model(model, recipe, steps_per_epoch=steps, epochs=2)
@@ -60,13 +66,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="focalnet_cifar_tiny")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=8, help="steps per timed epoch")
+    parser.add_argument("--steps", type=int, default=20, help="steps per timed epoch")
     parser.add_argument("--profile", default="full")
     parser.add_argument("--overrides", default="{}", help="JSON model overrides")
     parser.add_argument("--smoke", action="store_true", help="tiny model, 2 steps, temp dir")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--notes", default="one run of each case", help="recorded in the JSON")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--jit", choices=["on", "off"], help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return _child(args)
@@ -80,18 +88,20 @@ def main(argv=None):
     from focaledu import training
 
     results = []
-    for backend, jit in CASES:
+    for backend, jit, precision in CASES:
         command = [sys.executable, __file__, "--child", "--jit", "on" if jit else "off",
+                   *(["--precision", precision] if precision else []),
                    "--preset", args.preset, "--batch-size", str(args.batch_size),
                    "--steps", str(args.steps), "--profile", args.profile, "--overrides", args.overrides]
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
         proc = subprocess.run(command, env=env, capture_output=True, text=True)
         if proc.returncode:
             sys.stderr.write(proc.stderr[-3000:])
-            raise SystemExit(f"{backend} jit_compile={jit} failed")
+            raise SystemExit(f"{backend} jit_compile={jit} mixed_precision={precision} failed")
         measured = json.loads(proc.stdout.strip().splitlines()[-1])
-        results.append({"backend": backend, "jit_compile": jit, **measured})
-        print(f"{backend:10s} jit_compile={str(jit):5s} {measured['images_per_second']:8.1f} img/s "
+        results.append({"backend": backend, "jit_compile": jit, "mixed_precision": precision, **measured})
+        print(f"{backend:10s} jit_compile={str(jit):5s} {precision or 'float32':14s} "
+              f"{measured['images_per_second']:8.1f} img/s "
               f"(first epoch {measured['first_epoch_seconds']:.1f} s)", flush=True)
 
     record = {
@@ -103,8 +113,10 @@ def main(argv=None):
         "results": results,
         "ratio": results[0]["images_per_second"] / results[1]["images_per_second"],
         "ratio_meaning": "TF jit_compile=False images/s divided by TF jit_compile=True images/s",
+        "ratio_bfloat16": results[3]["images_per_second"] / results[0]["images_per_second"],
+        "ratio_bfloat16_meaning": "TF mixed_bfloat16 images/s divided by TF float32 images/s (both without XLA)",
         "smoke": args.smoke,
-        "notes": "one run of each case on a CPU shared with other jobs (see machine.load_average_1min)",
+        "notes": args.notes,
         **training.run_info(" ".join([Path(sys.executable).name, *sys.argv])),
     }
     out.mkdir(parents=True, exist_ok=True)
@@ -121,9 +133,9 @@ def _plot(results, path, record):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{r['backend']}\njit={r['jit_compile']}" for r in results]
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.bar(labels, [r["images_per_second"] for r in results], color=["C0", "C1", "C2"])
+    labels = [f"{r['backend']}\njit={r['jit_compile']}\n{r.get('mixed_precision') or 'float32'}" for r in results]
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    ax.bar(labels, [r["images_per_second"] for r in results], color=["C0", "C1", "C2", "C3"][: len(results)])
     ax.set_ylabel("training images / s")
     ax.set_title(f"{record['preset']}, batch {record['batch_size']}, {record['machine']['cpu_count']} CPU cores",
                  fontsize=9)

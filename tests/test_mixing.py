@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from focaledu import training
+from focaledu import pipelines, training
 from focaledu.array_pipeline import ArrayPipeline, mix_batch
 from focaledu.data import synthetic_cifar10
 
@@ -92,10 +92,10 @@ def test_mixing_arguments_are_checked():
 
 
 def test_evaluation_batches_divide_the_splits():
-    assert training._even_batch(1024, 5000, 10000) == 1000
-    assert training._even_batch(256, 5000, 10000) == 250
-    assert training._even_batch(128, 0, 1000) == 125
-    assert training._even_batch(64, 97) == 64  # no divisor above half the target: keep it
+    assert pipelines._even_batch(1024, 5000, 10000) == 1000
+    assert pipelines._even_batch(256, 5000, 10000) == 250
+    assert pipelines._even_batch(128, 0, 1000) == 125
+    assert pipelines._even_batch(64, 97) == 64  # no divisor above half the target: keep it
 
 
 @pytest.mark.backends

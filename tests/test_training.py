@@ -265,7 +265,7 @@ def test_pipelines_one_hot_resize_and_full_batches():
     recipe = training.recipe("quick", batch_size=16)
     pipes = training.make_pipelines(data, recipe, num_classes=10, image_size=(48, 48))
     train_batches = list(pipes.train.as_numpy_iterator())
-    assert len(train_batches) == training._steps_per_epoch(100, recipe.validation_split, 16) == 5
+    assert len(train_batches) == training.steps_per_epoch(100, recipe.validation_split, 16) == 5
     assert all(x.shape == (16, 48, 48, 3) and y.shape == (16, 10) for x, y in train_batches)
     np.testing.assert_array_equal(train_batches[0][1].sum(axis=1), 1.0)
     x_val, y_val = next(pipes.validation.as_numpy_iterator())

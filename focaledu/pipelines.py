@@ -1,0 +1,167 @@
+"""What a training run reads: the dataset, its subset, and the input pipelines.
+
+:func:`load_data` resolves the ``data`` argument of :func:`focaledu.training.fit`
+(a path, ``"synthetic"``, an ``ImageDataset``, or None for
+:func:`focaledu.data.load_cifar10`'s own resolution); :func:`make_pipelines`
+turns it into training / validation / test pipelines, ``tf.data`` or NumPy
+(:class:`focaledu.array_pipeline.ArrayPipeline`) as the recipe asks.
+:mod:`focaledu.training` re-exports the public names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from focaledu.recipes import PROFILES, Recipe
+
+__all__ = ["data_pipeline", "load_data", "make_pipelines", "preprocess_images", "steps_per_epoch"]
+
+def load_data(data=None, recipe: Recipe | None = None, seed: int = 0):
+    """An :class:`~focaledu.data.ImageDataset` for ``data``.
+
+    Args:
+        data: an ``ImageDataset``; ``"synthetic"`` for
+            :func:`focaledu.data.synthetic_cifar10`; a path for
+            ``load_cifar10(path)``; None for ``load_cifar10()``'s own resolution
+            (``$FOCALEDU_CIFAR10``, Keras cache, download), which raises
+            ``DatasetUnavailableError`` with instructions when it finds nothing.
+        recipe: its ``train_per_class`` / ``test_per_class`` select a subset.
+        seed: seed of the synthetic set.
+    """
+    from focaledu import data as data_lib
+
+    recipe = recipe or PROFILES["full"]
+    if isinstance(data, data_lib.ImageDataset):
+        return _subset(data, recipe.train_per_class, recipe.test_per_class)
+    if isinstance(data, str) and data == "synthetic":
+        n_train = 10 * recipe.train_per_class if recipe.train_per_class else 50_000
+        n_test = 10 * recipe.test_per_class if recipe.test_per_class else 10_000
+        return data_lib.synthetic_cifar10(n_train=n_train, n_test=n_test, seed=seed)
+    limits = None
+    if recipe.train_per_class is not None or recipe.test_per_class is not None:
+        limits = (recipe.train_per_class, recipe.test_per_class)
+    return data_lib.load_cifar10(data, limit_per_class=limits)
+
+
+def _first_per_class(labels: np.ndarray, n: int | None) -> np.ndarray:
+    if n is None:
+        return np.arange(len(labels))
+    return np.sort(np.concatenate([np.flatnonzero(labels == c)[:n] for c in np.unique(labels)]))
+
+
+def _subset(dataset, train_per_class: int | None, test_per_class: int | None):
+    """The first ``n`` images of each class of an ``ImageDataset`` (order kept)."""
+    if train_per_class is None and test_per_class is None:
+        return dataset
+    train = _first_per_class(dataset.y_train, train_per_class)
+    test = _first_per_class(dataset.y_test, test_per_class)
+    return dataclasses.replace(
+        dataset, x_train=dataset.x_train[train], y_train=dataset.y_train[train],
+        x_test=dataset.x_test[test], y_test=dataset.y_test[test],
+    )
+
+
+def data_pipeline(recipe: Recipe) -> str:
+    """The input pipeline ``recipe`` asks for: ``"tf.data"`` or ``"numpy"`` (``"auto"`` resolved)."""
+    if recipe.data_pipeline != "auto":
+        return recipe.data_pipeline
+    import importlib.util
+
+    mixing = recipe.mixup_alpha or recipe.cutmix_alpha
+    return "tf.data" if importlib.util.find_spec("tensorflow") and not mixing else "numpy"
+
+
+def make_pipelines(dataset, recipe: Recipe, num_classes: int, image_size=(32, 32), seed: int = 0):
+    """``Pipelines(train, validation, test)`` of ``(normalised images, one-hot labels)``.
+
+    The pieces of :func:`focaledu.data.make_datasets` (last
+    ``validation_split`` held out, seeded shuffle, crop + flip, CIFAR-10
+    standardisation), with two changes for training:
+
+    * the training pipeline drops the last partial batch (as timm's
+      ``drop_last``), so every step has the same shape: the train step is
+      traced/compiled once instead of twice per run, and each epoch still
+      sees a fresh shuffle (only when the split is smaller than one batch is
+      the partial batch kept);
+    * labels become one-hot for the smoothed loss, and images are resized
+      (bilinear) when the model's input is not 32x32 (e.g. the keras.io
+      tutorial's 48x48).
+
+    ``recipe.data_pipeline`` picks ``tf.data`` datasets or NumPy
+    :class:`~focaledu.array_pipeline.ArrayPipeline` objects (no TensorFlow).
+    """
+    from focaledu.data import Pipelines, split_validation
+
+    (x_train, y_train), (x_test, y_test) = dataset
+    (x_fit, y_fit), (x_val, y_val) = split_validation(x_train, y_train, recipe.validation_split)
+    size = tuple(int(s) for s in image_size)
+    eval_batch = _even_batch(2 * recipe.batch_size, len(x_val), len(x_test))
+    if data_pipeline(recipe) == "numpy":
+        from focaledu.array_pipeline import ArrayPipeline
+
+        common = dict(num_classes=num_classes, image_size=size, workers=min(8, os.cpu_count() or 1))
+        return Pipelines(
+            ArrayPipeline(x_fit, y_fit, recipe.batch_size, seed=seed, augment=recipe.augment, shuffle=True,
+                          drop_remainder=True, mixup_alpha=recipe.mixup_alpha, cutmix_alpha=recipe.cutmix_alpha,
+                          mix_switch_prob=recipe.mix_switch_prob, **common),
+            ArrayPipeline(x_val, y_val, eval_batch, **common) if len(x_val) else None,
+            ArrayPipeline(x_test, y_test, eval_batch, **common),
+        )
+
+    import tensorflow as tf
+
+    from focaledu.data import eval_pipeline, train_pipeline
+
+    train = train_pipeline(
+        x_fit, y_fit, recipe.batch_size, seed=seed, augment=recipe.augment,
+        drop_remainder=len(x_fit) >= recipe.batch_size, deterministic=recipe.deterministic_data,
+    )
+    validation = eval_pipeline(x_val, y_val, eval_batch) if len(x_val) else None
+    test = eval_pipeline(x_test, y_test, eval_batch)
+    source_size = tuple(np.shape(x_train)[1:3])
+
+    def adapt(images, labels):
+        if size != source_size:
+            images = tf.image.resize(images, size, method="bilinear")
+        return images, tf.one_hot(labels, num_classes)
+
+    def wrap(ds):
+        return None if ds is None else ds.map(adapt, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+    return Pipelines(wrap(train), wrap(validation), wrap(test))
+
+
+def _even_batch(target: int, *sizes: int) -> int:
+    """The largest batch <= ``target`` (and > ``target / 2``) that divides every non-zero size, else ``target``.
+
+    Evaluation batches of one shape are compiled once: on a GPU each extra
+    shape (the last partial batch) costs another XLA compilation.
+    """
+    sizes = [n for n in sizes if n]
+    for batch in range(target, target // 2, -1):
+        if all(n % batch == 0 for n in sizes):
+            return batch
+    return target
+
+
+def steps_per_epoch(n_train: int, validation_split: float, batch_size: int) -> int:
+    """Training steps per epoch of :func:`make_pipelines` (the partial batch is dropped)."""
+    n_val = int(round(n_train * validation_split))
+    n_fit = n_train - n_val
+    return max(1, n_fit // batch_size)
+
+
+def preprocess_images(images, image_size=None):
+    """Raw ``uint8`` images to model inputs: ``/255``, CIFAR-10 standardisation, resize."""
+    import keras
+
+    from focaledu.data import make_normalizer
+
+    images = np.asarray(images, dtype="float32")
+    out = np.asarray(make_normalizer()(images), dtype="float32")
+    if image_size is not None and tuple(out.shape[1:3]) != tuple(image_size):
+        out = np.asarray(keras.ops.image.resize(out, tuple(image_size), interpolation="bilinear"), dtype="float32")
+    return out
