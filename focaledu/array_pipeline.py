@@ -27,7 +27,13 @@ import numpy as np
 
 from focaledu.data import CIFAR10_MEAN, CIFAR10_STD
 
-__all__ = ["ArrayPipeline", "crop_and_flip", "mix_batch"]
+__all__ = ["ArrayPipeline", "crop_and_flip", "mix_batch", "standardize"]
+
+
+def standardize(images) -> np.ndarray:
+    """Pixels in 0-255 to ``float32`` model inputs: ``/255``, then the CIFAR-10 mean and std per channel."""
+    images = np.asarray(images).astype("float32") / 255.0
+    return (images - np.float32(CIFAR10_MEAN)) / np.float32(CIFAR10_STD)
 
 
 def crop_and_flip(images: np.ndarray, rng: np.random.Generator, padding: int = 4) -> np.ndarray:
@@ -147,9 +153,7 @@ class ArrayPipeline(keras.utils.PyDataset):
             images = crop_and_flip(images, rng)
         if self.mirror:
             images = images[:, :, ::-1]
-        images = images.astype("float32") / 255.0
-        if self.normalize:
-            images = (images - np.float32(CIFAR10_MEAN)) / np.float32(CIFAR10_STD)
+        images = standardize(images) if self.normalize else images.astype("float32") / 255.0
         if self.image_size is not None and images.shape[1:3] != self.image_size:
             images = np.asarray(keras.ops.image.resize(images, self.image_size, interpolation="bilinear"),
                                 dtype="float32")

@@ -57,7 +57,7 @@ def _machine() -> dict:
                 if "jax" in sys.modules else [])
     except Exception:
         pass
-    if not gpus and "tensorflow" in sys.modules:
+    if not gpus and sys.modules.get("tensorflow") is not None:
         import tensorflow as tf
 
         gpus = [d.name for d in tf.config.list_physical_devices("GPU")]

@@ -102,3 +102,32 @@ def test_fit_with_numpy_pipeline_learns_and_resumes(tmp_path):
     reloaded = keras.saving.load_model(tmp_path / "model.keras", compile=False)
     data = training.load_data("synthetic", training.recipe("quick", train_per_class=60, test_per_class=20))
     assert training.evaluate(reloaded, data)["accuracy"] == pytest.approx(result.test_accuracy)
+
+
+NO_TENSORFLOW = """
+import sys
+sys.modules["tensorflow"] = None  # import tensorflow now fails, as where it is not installed
+from focaledu import training
+recipe = training.recipe("quick", epochs=2, train_per_class=8, test_per_class=4, monitor_every=1)
+result = training.fit("focalnet_cifar_tiny", "synthetic", sys.argv[1], profile=recipe, verbose=0,
+                      model_overrides={"embed_dim": 8, "depths": [1, 1, 1]})
+flip = training.evaluate(result.model, training.load_data("synthetic", recipe), flip=True)
+print(result.metrics["data_pipeline"], len(result.history["loss"]), flip["n"], flip["flip_accuracy"])
+"""
+
+
+def test_fit_and_evaluate_need_no_tensorflow(tmp_path):
+    """The GPU machine has JAX but no TensorFlow: a whole run (run directory,
+    monitor figures, checkpoints) and a flip evaluation must not import it."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in __import__("os").environ.items() if k != "KERAS_BACKEND"}
+    proc = subprocess.run([sys.executable, "-c", NO_TENSORFLOW, str(tmp_path / "run")], capture_output=True,
+                          text=True, env={**env, "KERAS_BACKEND": "jax"}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    pipeline, epochs, n, flip_accuracy = proc.stdout.split()[-4:]
+    assert (pipeline, epochs, n) == ("numpy", "2", "40") and 0.0 <= float(flip_accuracy) <= 1.0
+    assert (tmp_path / "run" / "model.keras").is_file() and (tmp_path / "run" / "metrics.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "run" / "monitor").glob("*.png")) == [
+        "modulation_epoch_001.png", "modulation_epoch_002.png"]
