@@ -27,13 +27,19 @@ import numpy as np
 
 from focaledu.data import CIFAR10_MEAN, CIFAR10_STD
 
-__all__ = ["ArrayPipeline", "crop_and_flip", "mix_batch", "standardize"]
+__all__ = ["ArrayPipeline", "crop_and_flip", "mix_batch", "to_inputs"]
 
 
-def standardize(images) -> np.ndarray:
-    """Pixels in 0-255 to ``float32`` model inputs: ``/255``, then the CIFAR-10 mean and std per channel."""
+def to_inputs(images, image_size=None, normalize: bool = True) -> np.ndarray:
+    """Pixels in 0-255 to ``float32`` model inputs: ``/255``, the CIFAR-10 mean and std per channel
+    (``normalize``), and a bilinear resize when ``image_size`` differs."""
     images = np.asarray(images).astype("float32") / 255.0
-    return (images - np.float32(CIFAR10_MEAN)) / np.float32(CIFAR10_STD)
+    if normalize:
+        images = (images - np.float32(CIFAR10_MEAN)) / np.float32(CIFAR10_STD)
+    if image_size is not None and images.shape[1:3] != tuple(image_size):
+        images = np.asarray(keras.ops.image.resize(images, tuple(image_size), interpolation="bilinear"),
+                            dtype="float32")
+    return images
 
 
 def crop_and_flip(images: np.ndarray, rng: np.random.Generator, padding: int = 4) -> np.ndarray:
@@ -153,10 +159,7 @@ class ArrayPipeline(keras.utils.PyDataset):
             images = crop_and_flip(images, rng)
         if self.mirror:
             images = images[:, :, ::-1]
-        images = standardize(images) if self.normalize else images.astype("float32") / 255.0
-        if self.image_size is not None and images.shape[1:3] != self.image_size:
-            images = np.asarray(keras.ops.image.resize(images, self.image_size, interpolation="bilinear"),
-                                dtype="float32")
+        images = to_inputs(images, self.image_size, self.normalize)
         labels = self.y[picks].astype("int64")
         if self.num_classes:
             labels = np.eye(self.num_classes, dtype="float32")[labels]

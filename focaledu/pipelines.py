@@ -157,15 +157,10 @@ def steps_per_epoch(n_train: int, validation_split: float, batch_size: int) -> i
 def preprocess_images(images, image_size=None):
     """Raw ``uint8`` images to model inputs: ``/255``, CIFAR-10 standardisation, resize.
 
-    The same NumPy arithmetic as :class:`~focaledu.array_pipeline.ArrayPipeline`
-    (so :func:`focaledu.training.evaluate` and this agree), and no TensorFlow:
-    Keras' preprocessing layers need it even under JAX.
+    :func:`focaledu.array_pipeline.to_inputs`, the NumPy arithmetic of
+    :class:`~focaledu.array_pipeline.ArrayPipeline` (so :func:`focaledu.training.evaluate`
+    and this agree), and no TensorFlow: Keras' preprocessing layers need it even under JAX.
     """
-    import keras
+    from focaledu.array_pipeline import to_inputs
 
-    from focaledu.array_pipeline import standardize
-
-    out = standardize(images)
-    if image_size is not None and tuple(out.shape[1:3]) != tuple(image_size):
-        out = np.asarray(keras.ops.image.resize(out, tuple(image_size), interpolation="bilinear"), dtype="float32")
-    return out
+    return to_inputs(images, image_size)

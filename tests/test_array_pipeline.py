@@ -2,6 +2,9 @@
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -119,12 +122,8 @@ print(result.metrics["data_pipeline"], len(result.history["loss"]), flip["n"], f
 def test_fit_and_evaluate_need_no_tensorflow(tmp_path):
     """The GPU machine has JAX but no TensorFlow: a whole run (run directory,
     monitor figures, checkpoints) and a flip evaluation must not import it."""
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in __import__("os").environ.items() if k != "KERAS_BACKEND"}
     proc = subprocess.run([sys.executable, "-c", NO_TENSORFLOW, str(tmp_path / "run")], capture_output=True,
-                          text=True, env={**env, "KERAS_BACKEND": "jax"}, timeout=300)
+                          text=True, env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     pipeline, epochs, n, flip_accuracy = proc.stdout.split()[-4:]
     assert (pipeline, epochs, n) == ("numpy", "2", "40") and 0.0 <= float(flip_accuracy) <= 1.0
