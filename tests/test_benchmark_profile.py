@@ -1,0 +1,100 @@
+"""The step profiler (``benchmarks/gpu_step_profile.py``) and its trace summary (``benchmarks/_trace.py``).
+
+The summary is checked on a hand-written trace shaped like the JAX
+profiler's GPU export (a ``/device:GPU:0`` process with an "XLA Ops" line and
+a kernel stream); the script itself runs in ``--smoke`` mode on the CPU.
+Timings are never asserted, only what the summary adds up.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_trace_module():
+    spec = importlib.util.spec_from_file_location("_trace", ROOT / "benchmarks" / "_trace.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _gpu_trace():
+    meta = [
+        {"ph": "M", "pid": 1, "name": "process_name", "args": {"name": "/host:CPU"}},
+        {"ph": "M", "pid": 2, "name": "process_name", "args": {"name": "/device:GPU:0"}},
+        {"ph": "M", "pid": 2, "tid": 10, "name": "thread_name", "args": {"name": "XLA Ops"}},
+        {"ph": "M", "pid": 2, "tid": 11, "name": "thread_name", "args": {"name": "Stream #13(Compute)"}},
+        {"ph": "M", "pid": 1, "tid": 5, "name": "thread_name", "args": {"name": "python"}},
+    ]
+    conv = 'custom-call(...), custom_call_target="__cudnn$convForward", backend_config={...}'
+    ops = [  # two steps of three operations; the fusion overlaps the convolution by 1 us in step 2
+        {"ph": "X", "pid": 2, "tid": 10, "ts": 0, "dur": 6, "name": "custom-call.3", "args": {"long_name": conv}},
+        {"ph": "X", "pid": 2, "tid": 10, "ts": 6, "dur": 2, "name": "loop_convert_fusion.1"},
+        {"ph": "X", "pid": 2, "tid": 10, "ts": 10, "dur": 1, "name": "triton_gemm_dot.7"},
+        {"ph": "X", "pid": 2, "tid": 10, "ts": 20, "dur": 6, "name": "custom-call.3", "args": {"long_name": conv}},
+        {"ph": "X", "pid": 2, "tid": 10, "ts": 25, "dur": 2, "name": "loop_convert_fusion.1"},
+        {"ph": "X", "pid": 2, "tid": 10, "ts": 30, "dur": 1, "name": "triton_gemm_dot.7"},
+    ]
+    others = [  # a kernel on the stream and a host event: not counted when the "XLA Ops" line exists
+        {"ph": "X", "pid": 2, "tid": 11, "ts": 0, "dur": 100, "name": "sm90_xmma_fprop_kernel"},
+        {"ph": "X", "pid": 1, "tid": 5, "ts": 0, "dur": 50, "name": "PjitFunction(train_step)"},
+    ]
+    return {"traceEvents": meta + ops + others}
+
+
+def test_trace_summary_sums_device_ops_per_step():
+    trace = _load_trace_module()
+    events = trace.device_events(_gpu_trace())
+    assert {e["name"] for e in events} == {"custom-call.3", "loop_convert_fusion.1", "triton_gemm_dot.7"}
+    summary = trace.summarize(events, steps=2)
+    # 18 us of operations, 17 us busy (the 1-us overlap counts once), over 2 steps, in ms
+    assert summary["device_op_ms"] == pytest.approx(0.009)
+    assert summary["device_busy_ms"] == pytest.approx(0.0085)
+    assert summary["categories"] == pytest.approx({"convolution": 0.006, "fusion": 0.002, "matmul": 0.001})
+    assert [op["name"] for op in summary["ops"]] == [
+        "custom-call.3 __cudnn$convForward", "loop_convert_fusion.1", "triton_gemm_dot.7"]
+    assert list(summary["categories"]) == ["convolution", "fusion", "matmul"]  # costliest first
+
+
+def test_trace_without_an_ops_line_counts_the_device_streams():
+    trace = _load_trace_module()
+    data = _gpu_trace()
+    data["traceEvents"] = [e for e in data["traceEvents"] if e.get("tid") != 10]
+    assert [e["name"] for e in trace.device_events(data)] == ["sm90_xmma_fprop_kernel"]
+
+
+def test_categories_do_not_mistake_convert_for_convolution():
+    trace = _load_trace_module()
+    assert trace.category("slice_convert_fusion.18") == "fusion"
+    assert trace.category("conv_general_dilated.32") == "convolution"
+    assert trace.category("input_reduce_fusion.2") == "reduce"
+    assert trace.category("custom-call.9 __cublas$lt$matmul") == "matmul"
+    assert trace.category("while.1") == "other"
+
+
+def test_profile_smoke_mode(tmp_path):
+    """The script end to end on the CPU: tiny model, two traced steps."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_step_profile.py"), "--smoke", "--out", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((tmp_path / "gpu_step_profile.json").read_text())
+    for key in ("step_ms", "device_busy_ms", "device_op_ms", "categories", "ops", "command", "machine",
+                "versions", "date", "xla_flags"):
+        assert key in record, key
+    assert record["smoke"] is True and record["versions"]["backend"] == "jax"
+    assert record["step_ms"] > 0 and record["device_busy_ms"] > 0 and record["ops"]
+    assert sum(record["categories"].values()) == pytest.approx(record["device_op_ms"])
+    times = [op["ms"] for op in record["ops"]]
+    assert times == sorted(times, reverse=True)
+    assert (tmp_path / "gpu_step_profile.png").is_file()
+    assert not (tmp_path / "perfetto_trace.json.gz").exists()  # the trace is kept only for real runs
