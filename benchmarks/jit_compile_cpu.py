@@ -104,6 +104,7 @@ def main(argv=None):
               f"{measured['images_per_second']:8.1f} img/s "
               f"(first epoch {measured['first_epoch_seconds']:.1f} s)", flush=True)
 
+    rate = {(r["backend"], r["jit_compile"], r["mixed_precision"]): r["images_per_second"] for r in results}
     record = {
         "benchmark": "jit_compile_cpu",
         "preset": args.preset,
@@ -111,9 +112,9 @@ def main(argv=None):
         "batch_size": args.batch_size,
         "steps_per_timed_epoch": args.steps,
         "results": results,
-        "ratio": results[0]["images_per_second"] / results[1]["images_per_second"],
+        "ratio": rate["tensorflow", False, None] / rate["tensorflow", True, None],
         "ratio_meaning": "TF jit_compile=False images/s divided by TF jit_compile=True images/s",
-        "ratio_bfloat16": results[3]["images_per_second"] / results[0]["images_per_second"],
+        "ratio_bfloat16": rate["tensorflow", False, "mixed_bfloat16"] / rate["tensorflow", False, None],
         "ratio_bfloat16_meaning": "TF mixed_bfloat16 images/s divided by TF float32 images/s (both without XLA)",
         "smoke": args.smoke,
         "notes": args.notes,

@@ -376,6 +376,27 @@ def test_benchmark_time_budget_sizes_the_schedule(tmp_path):
     assert record["recipe"]["warmup_epochs"] == pytest.approx(0.15 * budget["epochs"])
 
 
+def test_jit_compile_benchmark_smoke_mode(tmp_path):
+    """The four CPU step settings each run in their own process, and each ratio
+    divides the rates of the cases its meaning names."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "jit_compile_cpu.py"), "--smoke", "--out", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((tmp_path / "jit_compile_cpu.json").read_text())
+    rate = {(r["backend"], r["jit_compile"], r["mixed_precision"]): r["images_per_second"]
+            for r in record["results"]}
+    assert set(rate) == {("tensorflow", False, None), ("tensorflow", True, None), ("jax", True, None),
+                         ("tensorflow", False, "mixed_bfloat16")}
+    assert all(value > 0 for value in rate.values())
+    assert record["ratio"] == pytest.approx(rate["tensorflow", False, None] / rate["tensorflow", True, None])
+    assert record["ratio_bfloat16"] == pytest.approx(
+        rate["tensorflow", False, "mixed_bfloat16"] / rate["tensorflow", False, None])
+    assert record["smoke"] is True and (tmp_path / "jit_compile_cpu.png").is_file()
+
+
 @pytest.mark.backends
 def test_gradient_accumulation_equals_one_big_batch():
     """Two batches of 4 accumulated make the update of one batch of 8 (the
