@@ -24,8 +24,8 @@ def category(name: str) -> str:
 
 def device_events(trace: dict) -> list[dict]:
     """Complete events of the device's XLA operations: the "XLA Ops" line of a
-    GPU/TPU process, else every event on that device, else (a CPU-only run)
-    the XLA CPU client's threads."""
+    GPU/TPU process, else its kernel streams, else every event on that device;
+    without a GPU/TPU process (a CPU-only run), the XLA CPU client's threads."""
     events = trace["traceEvents"] if isinstance(trace, dict) else trace
     processes, threads = {}, {}
     for e in events:
@@ -36,8 +36,10 @@ def device_events(trace: dict) -> list[dict]:
     complete = [e for e in events if e.get("ph") == "X" and "dur" in e]
     devices = {pid for pid, name in processes.items() if re.search(r"/device:(GPU|TPU)", name)}
     if devices:
-        ops = [e for e in complete if e["pid"] in devices and threads.get((e["pid"], e.get("tid"))) == "XLA Ops"]
-        return ops or [e for e in complete if e["pid"] in devices]
+        on_device = [(threads.get((e["pid"], e.get("tid")), ""), e) for e in complete if e["pid"] in devices]
+        ops = [e for line, e in on_device if line == "XLA Ops"]
+        # Without that line, the kernels on the streams ("XLA Modules" would count whole steps).
+        return ops or [e for line, e in on_device if line.startswith("Stream")] or [e for _, e in on_device]
     return [e for e in complete if threads.get((e["pid"], e.get("tid")), "").startswith("tf_XLA")
             and not e["name"].startswith(("ThreadpoolListener", "ThunkExecutor", "end: "))]
 

@@ -31,6 +31,7 @@ def _gpu_trace():
         {"ph": "M", "pid": 2, "name": "process_name", "args": {"name": "/device:GPU:0"}},
         {"ph": "M", "pid": 2, "tid": 10, "name": "thread_name", "args": {"name": "XLA Ops"}},
         {"ph": "M", "pid": 2, "tid": 11, "name": "thread_name", "args": {"name": "Stream #13(Compute)"}},
+        {"ph": "M", "pid": 2, "tid": 12, "name": "thread_name", "args": {"name": "XLA Modules"}},
         {"ph": "M", "pid": 1, "tid": 5, "name": "thread_name", "args": {"name": "python"}},
     ]
     conv = 'custom-call(...), custom_call_target="__cudnn$convForward", backend_config={...}'
@@ -42,8 +43,9 @@ def _gpu_trace():
         {"ph": "X", "pid": 2, "tid": 10, "ts": 25, "dur": 2, "name": "loop_convert_fusion.1"},
         {"ph": "X", "pid": 2, "tid": 10, "ts": 30, "dur": 1, "name": "triton_gemm_dot.7"},
     ]
-    others = [  # a kernel on the stream and a host event: not counted when the "XLA Ops" line exists
+    others = [  # a kernel, the whole step's module and a host event: not counted when "XLA Ops" exists
         {"ph": "X", "pid": 2, "tid": 11, "ts": 0, "dur": 100, "name": "sm90_xmma_fprop_kernel"},
+        {"ph": "X", "pid": 2, "tid": 12, "ts": 0, "dur": 31, "name": "jit_train_step"},
         {"ph": "X", "pid": 1, "tid": 5, "ts": 0, "dur": 50, "name": "PjitFunction(train_step)"},
     ]
     return {"traceEvents": meta + ops + others}
@@ -63,7 +65,7 @@ def test_trace_summary_sums_device_ops_per_step():
     assert list(summary["categories"]) == ["convolution", "fusion", "matmul"]  # costliest first
 
 
-def test_trace_without_an_ops_line_counts_the_device_streams():
+def test_trace_without_an_ops_line_counts_the_kernel_streams_not_the_modules():
     trace = _load_trace_module()
     data = _gpu_trace()
     data["traceEvents"] = [e for e in data["traceEvents"] if e.get("tid") != 10]
