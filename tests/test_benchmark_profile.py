@@ -7,13 +7,11 @@ Timings are never asserted, only what the summary adds up.
 """
 
 import importlib.util
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from benchmark_smoke import run_smoke
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,13 +81,7 @@ def test_categories_do_not_mistake_convert_for_convolution():
 
 def test_profile_smoke_mode(tmp_path):
     """The script end to end on the CPU: tiny model, two traced steps."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "gpu_step_profile.py"), "--smoke", "--out", str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    record = json.loads((tmp_path / "gpu_step_profile.json").read_text())
+    record = run_smoke("gpu_step_profile", tmp_path)
     for key in ("step_ms", "device_busy_ms", "device_op_ms", "categories", "ops", "command", "machine",
                 "versions", "date", "xla_flags"):
         assert key in record, key

@@ -20,6 +20,7 @@ import pytest
 from focaledu import callbacks as fcb
 from focaledu import training
 from focaledu.data import SYNTHETIC_LABEL, synthetic_cifar10
+from benchmark_smoke import run_smoke
 from run_callbacks import FirstEpochProbe, Interrupt
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -341,13 +342,7 @@ def test_history_json_replaces_rewritten_epochs(tmp_path):
 def test_benchmark_smoke_mode(tmp_path, name):
     """The CPU benchmark (TensorFlow, tf.data, run directory) and the GPU one
     (JAX, NumPy batches, no run directory) end to end on tiny synthetic data."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), "--smoke", "--out", str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    record = json.loads((tmp_path / f"{name}.json").read_text())
+    record = run_smoke(name, tmp_path)
     for key in ("test_accuracy", "train_seconds", "epochs", "preset", "command", "machine", "versions", "date"):
         assert key in record, key
     assert record["smoke"] is True and 0.0 <= record["test_accuracy"] <= 1.0
@@ -361,14 +356,7 @@ def test_benchmark_smoke_mode(tmp_path, name):
 def test_benchmark_time_budget_sizes_the_schedule(tmp_path):
     """--minutes times a few steps, runs the epochs that fit, and warms up for
     15 % of them in the tutorial-config benchmark."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "cifar10_tutorial_config.py"), "--smoke", "--minutes", "0.05",
-         "--out", str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    record = json.loads((tmp_path / "cifar10_tutorial_config.json").read_text())
+    record = run_smoke("cifar10_tutorial_config", tmp_path, "--minutes", "0.05")
     budget = record["budget"]
     assert budget["seconds"] == pytest.approx(3.0)
     assert budget["epochs"] == max(1, int(budget["seconds"] // budget["estimated_epoch_seconds"]))
@@ -379,13 +367,7 @@ def test_benchmark_time_budget_sizes_the_schedule(tmp_path):
 def test_jit_compile_benchmark_smoke_mode(tmp_path):
     """The four CPU step settings each run in their own process, and each ratio
     divides the rates of the cases its meaning names."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "jit_compile_cpu.py"), "--smoke", "--out", str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    record = json.loads((tmp_path / "jit_compile_cpu.json").read_text())
+    record = run_smoke("jit_compile_cpu", tmp_path, timeout=600)
     rate = {(r["backend"], r["jit_compile"], r["mixed_precision"]): r["images_per_second"]
             for r in record["results"]}
     assert set(rate) == {("tensorflow", False, None), ("tensorflow", True, None), ("jax", True, None),
