@@ -56,7 +56,8 @@ def command_line() -> str:
 
 
 def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overrides=None, notes=None,
-                           warmup_fraction=None, checkpoints=True, stop_after_seconds=None) -> dict:
+                           warmup_fraction=None, checkpoints=True, stop_after_seconds=None,
+                           snapshots=False) -> dict:
     """Trains ``preset`` with ``recipe`` as the parsed ``args`` say and writes the results.
 
     ``warmup_fraction``: warm up for this fraction of the epochs actually run
@@ -65,7 +66,8 @@ def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overri
     (no per-epoch backup, best checkpoint or monitor figures), for runs whose
     epochs last seconds. ``stop_after_seconds``: also stop training at the
     first epoch end past this many seconds (``epochs_run`` then falls short
-    of ``epochs``).
+    of ``epochs``). ``snapshots``: save the weights after every epoch in
+    ``<run_dir>/snapshots`` (Keras ``ModelCheckpoint``).
     """
     from focaledu import training
 
@@ -89,10 +91,18 @@ def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overri
     run_dir = args.run_dir
     if run_dir is None and checkpoints:
         run_dir = Path(tempfile.mkdtemp(prefix=f"focaledu-{name}-run-"))
+    callbacks = [stop_after(limit) for limit in (budget and budget["seconds"], stop_after_seconds) if limit]
+    if snapshots:
+        if run_dir is None:
+            raise ValueError("snapshots need a run directory (`checkpoints=True` or --run-dir)")
+        import keras
+
+        callbacks.append(keras.callbacks.ModelCheckpoint(str(Path(run_dir) / "snapshots" / "epoch_{epoch:03d}.weights.h5"),
+                                                         save_weights_only=True))
     result = training.fit(
         preset, data, run_dir, profile=recipe, epochs=epochs, seed=args.seed, verbose=2,
         command=command_line(), model_overrides=model_overrides,
-        callbacks=[stop_after(limit) for limit in (budget and budget["seconds"], stop_after_seconds) if limit],
+        callbacks=callbacks,
     )
     m = result.metrics
     record = {
