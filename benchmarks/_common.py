@@ -46,6 +46,9 @@ def parser(description: str, *, epochs: int) -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=None,
                    help="wall-clock training budget: time a few training steps first, then train as many "
                         "epochs as fit (the schedule is sized for them; a run past the budget stops)")
+    p.add_argument("--stop-after", type=float, default=None, metavar="SECONDS",
+                   help="stop training at the first epoch end past this many seconds (the schedule's tail is "
+                        "then cut: a guard for a machine slower than planned)")
     p.add_argument("--smoke", action="store_true",
                    help="seconds-long plumbing check: synthetic data, tiny model, 1 epoch, temp dir")
     return p
@@ -56,15 +59,14 @@ def command_line() -> str:
 
 
 def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overrides=None, notes=None,
-                           warmup_fraction=None, checkpoints=True, stop_after_seconds=None,
-                           snapshots=False) -> dict:
+                           warmup_fraction=None, checkpoints=True, snapshots=False) -> dict:
     """Trains ``preset`` with ``recipe`` as the parsed ``args`` say and writes the results.
 
     ``warmup_fraction``: warm up for this fraction of the epochs actually run
     (set when ``--minutes`` decides them), instead of the recipe's ``warmup_epochs``.
     ``checkpoints=False``: without ``--run-dir``, write no run directory at all
     (no per-epoch backup, best checkpoint or monitor figures), for runs whose
-    epochs last seconds. ``stop_after_seconds``: also stop training at the
+    epochs last seconds. ``args.stop_after``: also stop training at the
     first epoch end past this many seconds (``epochs_run`` then falls short
     of ``epochs``). ``snapshots``: save the weights after every epoch in
     ``<run_dir>/snapshots`` (Keras ``ModelCheckpoint``).
@@ -91,18 +93,17 @@ def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overri
     run_dir = args.run_dir
     if run_dir is None and checkpoints:
         run_dir = Path(tempfile.mkdtemp(prefix=f"focaledu-{name}-run-"))
-    callbacks = [stop_after(limit) for limit in (budget and budget["seconds"], stop_after_seconds) if limit]
+    callbacks = [stop_after(limit) for limit in (budget and budget["seconds"], args.stop_after) if limit]
     if snapshots:
         if run_dir is None:
             raise ValueError("snapshots need a run directory (`checkpoints=True` or --run-dir)")
         import keras
 
-        callbacks.append(keras.callbacks.ModelCheckpoint(str(Path(run_dir) / "snapshots" / "epoch_{epoch:03d}.weights.h5"),
-                                                         save_weights_only=True))
+        snapshot = Path(run_dir) / "snapshots" / "epoch_{epoch:03d}.weights.h5"
+        callbacks.append(keras.callbacks.ModelCheckpoint(str(snapshot), save_weights_only=True))
     result = training.fit(
         preset, data, run_dir, profile=recipe, epochs=epochs, seed=args.seed, verbose=2,
-        command=command_line(), model_overrides=model_overrides,
-        callbacks=callbacks,
+        command=command_line(), model_overrides=model_overrides, callbacks=callbacks,
     )
     m = result.metrics
     record = {
@@ -126,7 +127,7 @@ def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overri
         "smoke": bool(args.smoke),
         "notes": notes or "",
         "budget": budget,
-        "stop_after_seconds": stop_after_seconds,
+        "stop_after_seconds": args.stop_after,
         "command": m["command"],
         "machine": m["machine"],
         "versions": m["versions"],
@@ -135,10 +136,14 @@ def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overri
         "history": result.history,
         "run_dir": str(run_dir) if run_dir else None,
     }
+    if snapshots:
+        record["test_curve"] = snapshot_test_curve(run_dir, data, recipe, args.seed, result.history)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.json"
     path.write_text(json.dumps(record, indent=2, default=str) + "\n")
-    if run_dir:
+    if snapshots:
+        plot_time_curve(record, out / f"{name}.png")
+    elif run_dir:
         shutil.copyfile(run_dir / "curves.png", out / f"{name}.png")
     else:
         training.plot_history(result.history, out / f"{name}.png", title=f"{preset} on {m['data']['source_label']}: "
@@ -148,6 +153,51 @@ def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overri
     print(f"{name}: test accuracy {record['test_accuracy']:.4f} in {record['train_seconds']:.0f} s "
           f"({record['epochs']} epochs, {record['data']['source_label']}); wrote {path}")
     return record
+
+
+def snapshot_test_curve(run_dir, data, recipe, seed: int, history: dict) -> list[dict]:
+    """Test accuracy of the weights saved after each epoch (``<run_dir>/snapshots``), scored after training.
+
+    It draws the accuracy-against-time curve of a run trained without a
+    validation split. Nothing is selected by it: the run's result stays the
+    final weights'. ``train_seconds`` is the training time up to that epoch's end.
+    """
+    import keras
+    import numpy as np
+
+    from focaledu import training
+
+    model = keras.models.load_model(Path(run_dir) / "model.keras")
+    dataset = training.load_data(data, recipe, seed=seed)
+    elapsed = np.cumsum([s or 0.0 for s in history["epoch_seconds"]])
+    curve = []
+    for path in sorted((Path(run_dir) / "snapshots").glob("epoch_*.weights.h5")):
+        epoch = int(path.name.split("_")[1].split(".")[0])  # ModelCheckpoint counts epochs from 1
+        model.load_weights(path)
+        curve.append({"epoch": epoch, "train_seconds": float(elapsed[epoch - 1]),
+                      "test_accuracy": training.evaluate(model, dataset)["accuracy"]})
+    return curve
+
+
+def plot_time_curve(record: dict, path: Path):
+    """Training loss by epoch, and train and test accuracy against training minutes (``record["test_curve"]``)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from focaledu.plots import curves
+
+    history, curve = record["history"], record["test_curve"]
+    minutes = np.cumsum([s or 0.0 for s in history["epoch_seconds"]]) / 60
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
+    curves({"train loss": history["loss"]}, x=np.arange(1, len(minutes) + 1), xlabel="epoch", ylabel="loss", ax=left)
+    curves({"train accuracy": history["accuracy"]}, x=minutes, xlabel="training minutes", ylabel="accuracy", ax=right)
+    right.plot([p["train_seconds"] / 60 for p in curve], [p["test_accuracy"] for p in curve], color="black",
+               marker="o", markersize=3, label="test accuracy (each epoch's weights)")
+    right.legend(fontsize=8)
+    fig.suptitle(f"{record['preset']} on {record['data']['source_label']}: test accuracy "
+                 f"{record['test_accuracy']:.2%} after {record['train_seconds'] / 60:.1f} min", fontsize=9)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def epoch_summary(history: dict, images_per_epoch: int) -> dict:

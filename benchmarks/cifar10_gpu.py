@@ -58,8 +58,6 @@ def main(argv=None):
                    help="stage-1 width (batch 512: width 128 costs ~26 %% more per epoch than 96)")
     p.add_argument("--mixup", type=float, default=0.8, help="Mixup alpha (0: off)")
     p.add_argument("--cutmix", type=float, default=1.0, help="CutMix alpha (0: off)")
-    p.add_argument("--stop-after", type=float, default=None, metavar="SECONDS",
-                   help="stop training at the first epoch end past this many seconds")
     args = p.parse_args(argv)
 
     import jax
@@ -77,7 +75,7 @@ def main(argv=None):
     )
     return _common.run_training_benchmark(
         "cifar10_gpu", "focalnet_cifar_small", recipe, args, model_overrides={**MODEL, "embed_dim": args.width},
-        warmup_fraction=args.warmup_fraction, checkpoints=False, stop_after_seconds=args.stop_after,
+        warmup_fraction=args.warmup_fraction, checkpoints=False,
         notes=f"JAX on {gpus[0].device_kind if gpus else 'CPU'}; mixed precision {args.mixed_precision}; "
               f"NumPy input pipeline; Mixup {args.mixup} / CutMix {args.cutmix}",
     )

@@ -15,11 +15,17 @@ sums it:
   ``convolution.3``, with their category) in milliseconds per step, and
   ``categories``: convolution, matmul, fusion, copy/transpose, reduce, other.
 
+``--depthwise shifted`` computes the focal levels' depthwise convolutions as
+sums of shifted slices instead (``_shifted_depthwise.py``: same weights and
+outputs), to test whether the grouped convolution's backward pass is what
+makes the step slow; run it beside the default in the same session.
+
 On a machine without a GPU (``--smoke``) the XLA CPU client's threads stand
 in for the device, so the plumbing can be tested anywhere.
 
     KERAS_BACKEND=jax python benchmarks/gpu_step_profile.py --out $OUT       # ~3 min on a GPU
     XLA_FLAGS=--xla_gpu_autotune_level=0 python benchmarks/gpu_step_profile.py --out $OUT
+    KERAS_BACKEND=jax python benchmarks/gpu_step_profile.py --depthwise shifted --out $OUT/shifted
     python benchmarks/gpu_step_profile.py --smoke                          # seconds, temp dir
 
 Writes ``gpu_step_profile.json`` and ``.png`` to ``--out`` (default
@@ -42,6 +48,7 @@ from pathlib import Path  # noqa: E402
 
 import _common  # noqa: E402
 import _trace  # noqa: E402
+from _shifted_depthwise import use_shifted_depthwise  # noqa: E402
 from cifar10_gpu import MODEL  # noqa: E402
 
 
@@ -50,6 +57,9 @@ def main(argv=None):
     p.add_argument("--width", type=int, default=MODEL["embed_dim"], help="stage-1 width")
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--steps", type=int, default=20, help="steps traced (and steps timed without the profiler)")
+    p.add_argument("--depthwise", choices=["conv", "shifted"], default="conv",
+                   help="the focal levels' depthwise convolutions as grouped convolutions (Keras) or as sums "
+                        "of shifted slices")
     p.add_argument("--mixed-precision", choices=["off", "float16", "bfloat16"], default="bfloat16")
     p.add_argument("--out", type=Path, default=None, help="where the JSON and PNG (and the trace) go")
     p.add_argument("--smoke", action="store_true", help="tiny model, batch 8, 2 steps, temp dir")
@@ -68,6 +78,7 @@ def main(argv=None):
     recipe = training.recipe("full", batch_size=args.batch_size, mixed_precision=args.mixed_precision,
                              jit_compile=True, data_pipeline="numpy", mixup_alpha=0.8, cutmix_alpha=1.0)
     model = training.build_model("focalnet_cifar_small", recipe, **overrides)
+    swapped = use_shifted_depthwise(model) if args.depthwise == "shifted" else 0
     training.compile_model(model, recipe, args.steps, 100)
     rng = np.random.default_rng(0)
     n = args.batch_size * args.steps
@@ -103,6 +114,8 @@ def main(argv=None):
         "parameters": model.count_params(),
         "batch_size": args.batch_size,
         "mixed_precision": args.mixed_precision,
+        "depthwise": args.depthwise,
+        "depthwise_layers_swapped": swapped,
         "steps": args.steps,
         "compile_and_first_epoch_seconds": compile_seconds,
         "step_ms": step_ms,
@@ -138,7 +151,8 @@ def _plot(record, path):
     right.set_xlabel("ms per step")
     right.set_title("costliest XLA operations", fontsize=10)
     fig.suptitle(f"{record['device']}, width {record['model_overrides']['embed_dim']}, "
-                 f"batch {record['batch_size']}, {record['mixed_precision']}", fontsize=10)
+                 f"batch {record['batch_size']}, {record['mixed_precision']}, depthwise as {record['depthwise']}",
+                 fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -97,9 +97,7 @@ def main(argv=None):
     p.add_argument("--smoke", action="store_true", help="tiny sizes and width, seconds, temp dir")
     args = p.parse_args(argv)
 
-    import numpy as np
-
-    from focaledu import attention, cost, receptive, training
+    from focaledu import attention, receptive, training
     from focaledu.layers import FocalModulation
 
     tokens = args.tokens or FULL_TOKENS

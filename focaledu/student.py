@@ -33,6 +33,10 @@ import re
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for annotations; the functions import it themselves so the CLI does not need it
+    import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION_TAG = "solution"

@@ -2,25 +2,34 @@
 
 The summary is checked on a hand-written trace shaped like the JAX
 profiler's GPU export (a ``/device:GPU:0`` process with an "XLA Ops" line and
-a kernel stream); the script itself runs in ``--smoke`` mode on the CPU.
-Timings are never asserted, only what the summary adds up.
+a kernel stream); the shifted-slices depthwise convolution
+(``benchmarks/_shifted_depthwise.py``) against Keras' layer, forward and
+backward; the script itself runs in ``--smoke`` mode on the CPU. Timings are
+never asserted, only what the summary adds up.
 """
 
 import importlib.util
 from pathlib import Path
 
+import keras
+import numpy as np
 import pytest
 
+from focaledu import training
 from benchmark_smoke import run_smoke
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_trace_module():
-    spec = importlib.util.spec_from_file_location("_trace", ROOT / "benchmarks" / "_trace.py")
+def _load_benchmark_module(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _load_trace_module():
+    return _load_benchmark_module("_trace")
 
 
 def _gpu_trace():
@@ -79,9 +88,58 @@ def test_categories_do_not_mistake_convert_for_convolution():
     assert trace.category("while.1") == "other"
 
 
+def _depthwise_model(kernel_size, seed):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((5, 7, 4)), keras.layers.DepthwiseConv2D(kernel_size, padding="same",
+                                                                                  use_bias=False)])
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    return model
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("kernel_size", [3, 5, (3, 5)])
+def test_shifted_depthwise_computes_what_the_layer_computes(kernel_size):
+    """Same output, and one SGD step (learning rate 1, so the update is the
+    gradient) leaves the same kernel: the backward pass agrees too. The map is
+    5 x 7, so a kernel of 5 sees the zero padding on every side."""
+    shifted = _load_benchmark_module("_shifted_depthwise")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 5, 7, 4)).astype("float32")
+    y = rng.normal(size=(2, 5, 7, 4)).astype("float32")
+    conv, swapped = _depthwise_model(kernel_size, 0), _depthwise_model(kernel_size, 0)
+    assert shifted.use_shifted_depthwise(swapped) == 1
+    np.testing.assert_allclose(swapped.predict(x, verbose=0), conv.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    conv.train_on_batch(x, y)
+    swapped.train_on_batch(x, y)
+    moved = conv.layers[0].kernel.numpy() - _depthwise_model(kernel_size, 0).layers[0].kernel.numpy()
+    assert np.abs(moved).max() > 1e-3  # the step did change the kernel
+    np.testing.assert_allclose(swapped.layers[0].kernel.numpy(), conv.layers[0].kernel.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_use_shifted_depthwise_swaps_every_focal_level_and_keeps_the_outputs():
+    shifted = _load_benchmark_module("_shifted_depthwise")
+    keras.utils.set_random_seed(0)
+    model = training.build_model("focalnet_cifar_small", None, embed_dim=8, depths=[1, 2, 1])
+    x = np.random.default_rng(1).uniform(0, 255, size=(2, 32, 32, 3)).astype("float32")
+    before = model.predict(x, verbose=0)
+    levels = model.get_config()["focal_levels"]  # one depthwise convolution per level per block
+    assert shifted.use_shifted_depthwise(model) == sum(d * l for d, l in zip([1, 2, 1], levels))
+    np.testing.assert_allclose(model.predict(x, verbose=0), before, rtol=1e-4, atol=1e-5)
+
+
+def test_use_shifted_depthwise_refuses_a_layer_it_cannot_imitate():
+    shifted = _load_benchmark_module("_shifted_depthwise")
+    model = keras.Sequential([keras.Input((8, 8, 4)), keras.layers.DepthwiseConv2D(3, strides=2, name="strided")])
+    with pytest.raises(ValueError, match="'strided'"):
+        shifted.use_shifted_depthwise(model)
+
+
 def test_profile_smoke_mode(tmp_path):
-    """The script end to end on the CPU: tiny model, two traced steps."""
-    record = run_smoke("gpu_step_profile", tmp_path)
+    """The script end to end on the CPU: tiny model, two traced steps, the
+    depthwise convolutions as shifted slices (the default path differs only
+    in not swapping them)."""
+    record = run_smoke("gpu_step_profile", tmp_path, "--depthwise", "shifted")
+    assert record["depthwise"] == "shifted" and record["depthwise_layers_swapped"] > 0
     for key in ("step_ms", "device_busy_ms", "device_op_ms", "categories", "ops", "command", "machine",
                 "versions", "date", "xla_flags"):
         assert key in record, key

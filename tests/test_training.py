@@ -1,6 +1,6 @@
 """focaledu.training and focaledu.callbacks: the recipe, the schedule, weight
 decay exclusions, end-to-end quick runs, resume, seeding, and one benchmark
-smoke mode.
+smoke modes.
 
 Models are tiny (width 16, one block per stage) and data sets a few hundred
 images, so the whole file runs in about a minute on 2 CPU cores.
@@ -8,9 +8,6 @@ images, so the whole file runs in about a minute on 2 CPU cores.
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -29,8 +26,6 @@ TINY = {"embed_dim": 16, "depths": [1, 1, 1]}
 #: A quick recipe on 60 train / 20 test images per class that learns the
 #: synthetic set well above chance in a few epochs.
 SMALL = dict(train_per_class=60, test_per_class=20, batch_size=32, warmup_epochs=1.0, monitor_every=0)
-
-
 
 
 # --------------------------------------------------------------------------
@@ -351,6 +346,19 @@ def test_benchmark_smoke_mode(tmp_path, name):
     if name == "cifar10_gpu":
         assert record["backend"] == "jax" and record["run_dir"] is None
         assert record["recipe"]["data_pipeline"] == "numpy"
+
+
+def test_cpu_benchmark_on_all_training_images_scores_its_snapshots(tmp_path):
+    """--validation-split 0 trains on every training image (no validation
+    metrics); --snapshots scores each epoch's saved weights on the test set
+    after training, and the last snapshot is the final model."""
+    record = run_smoke("cifar10_cpu", tmp_path, "--validation-split", "0", "--snapshots")
+    assert record["data"]["validation_split"] == 0 and record["best_val_accuracy"] is None
+    assert "val_accuracy" not in record["history"]
+    (point,) = record["test_curve"]
+    assert point["epoch"] == 1 and point["train_seconds"] == pytest.approx(record["history"]["epoch_seconds"][0])
+    assert point["test_accuracy"] == pytest.approx(record["test_accuracy"], abs=1e-12)
+    assert (tmp_path / "cifar10_cpu.png").is_file()
 
 
 def test_benchmark_time_budget_sizes_the_schedule(tmp_path):

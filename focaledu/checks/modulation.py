@@ -11,7 +11,6 @@ applied in parallel, a forgotten global level, the wrong kernel formula, ...
     >>> checks.kernel_sizes(my_kernel_sizes)
 """
 
-import keras
 import numpy as np
 from keras import ops
 
