@@ -59,7 +59,8 @@ def command_line() -> str:
 
 
 def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overrides=None, notes=None,
-                           warmup_fraction=None, checkpoints=True, snapshots=False) -> dict:
+                           warmup_fraction=None, checkpoints=True, snapshots=False, callbacks=(),
+                           record_extra=None) -> dict:
     """Trains ``preset`` with ``recipe`` as the parsed ``args`` say and writes the results.
 
     ``warmup_fraction``: warm up for this fraction of the epochs actually run
@@ -69,7 +70,9 @@ def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overri
     epochs last seconds. ``args.stop_after``: also stop training at the
     first epoch end past this many seconds (``epochs_run`` then falls short
     of ``epochs``). ``snapshots``: save the weights after every epoch in
-    ``<run_dir>/snapshots`` (Keras ``ModelCheckpoint``).
+    ``<run_dir>/snapshots`` (Keras ``ModelCheckpoint``). ``callbacks``: more
+    Keras callbacks for ``fit``. ``record_extra``: entries added to the
+    results (read after training, so a callback may fill them in).
     """
     from focaledu import training
 
@@ -93,7 +96,7 @@ def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overri
     run_dir = args.run_dir
     if run_dir is None and checkpoints:
         run_dir = Path(tempfile.mkdtemp(prefix=f"focaledu-{name}-run-"))
-    callbacks = [stop_after(limit) for limit in (budget and budget["seconds"], args.stop_after) if limit]
+    callbacks = [*callbacks, *(stop_after(limit) for limit in (budget and budget["seconds"], args.stop_after) if limit)]
     if snapshots:
         if run_dir is None:
             raise ValueError("snapshots need a run directory (`checkpoints=True` or --run-dir)")
@@ -133,6 +136,7 @@ def run_training_benchmark(name: str, preset: str, recipe, args, *, model_overri
         "versions": m["versions"],
         "date": m["date"],
         **epoch_summary(result.history, m["steps_per_epoch"] * recipe.batch_size),
+        **(record_extra or {}),
         "history": result.history,
         "run_dir": str(run_dir) if run_dir else None,
     }
@@ -173,6 +177,8 @@ def snapshot_test_curve(run_dir, data, recipe, seed: int, history: dict) -> list
     curve = []
     for path in sorted((Path(run_dir) / "snapshots").glob("epoch_*.weights.h5")):
         epoch = int(path.name.split("_")[1].split(".")[0])  # ModelCheckpoint counts epochs from 1
+        if epoch > len(elapsed):  # left by a longer earlier run in the same directory
+            continue
         model.load_weights(path)
         curve.append({"epoch": epoch, "train_seconds": float(elapsed[epoch - 1]),
                       "test_accuracy": training.evaluate(model, dataset)["accuracy"]})

@@ -47,3 +47,19 @@ def use_shifted_depthwise(model) -> int:
         layer.call = lambda inputs, layer=layer: shifted_depthwise(inputs, layer.kernel)
         swapped += 1
     return swapped
+
+
+class ShiftedDepthwise(keras.callbacks.Callback):
+    """Applies :func:`use_shifted_depthwise` to the model ``fit`` trains, before its first step is traced.
+
+    Keras builds the model and makes (but does not yet trace) the train
+    function before ``on_train_begin``, so every step uses the shifted
+    slices. ``info["depthwise_layers_swapped"]`` says how many layers changed.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.info = {"depthwise": "shifted", "depthwise_layers_swapped": 0}
+
+    def on_train_begin(self, logs=None):
+        self.info["depthwise_layers_swapped"] = use_shifted_depthwise(self.model)

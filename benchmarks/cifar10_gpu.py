@@ -14,7 +14,10 @@ seconds, so per-epoch checkpoints would cost more than they save
 (``--run-dir`` turns them on). ``--minutes`` times a few steps and sizes the
 epochs to the budget; ``--stop-after`` ends training at the first epoch end
 past that many seconds (a guard for a slower machine: the schedule is then
-cut short and ``epochs_run`` says so).
+cut short and ``epochs_run`` says so). ``--depthwise shifted`` computes the
+focal levels' depthwise convolutions as sums of shifted slices
+(``_shifted_depthwise.py``), for when ``depthwise_ab.py`` finds them faster
+than XLA's grouped convolution on the device at hand.
 
 Recorded on an H200 (``benchmarks/results/cifar10_gpu.json``, one seed):
 170 epochs, 404 s of training including the first epoch's 90 s of XLA
@@ -43,6 +46,7 @@ import os
 os.environ["KERAS_BACKEND"] = "jax"  # before Keras is imported
 
 import _common  # noqa: E402
+from _shifted_depthwise import ShiftedDepthwise  # noqa: E402
 
 MODEL = dict(patch_size=2, embed_dim=96, depths=[2, 6, 2], focal_levels=[3, 2, 2],
              focal_windows=[3, 3, 3], drop_path_rate=0.1)
@@ -58,6 +62,9 @@ def main(argv=None):
                    help="stage-1 width (batch 512: width 128 costs ~26 %% more per epoch than 96)")
     p.add_argument("--mixup", type=float, default=0.8, help="Mixup alpha (0: off)")
     p.add_argument("--cutmix", type=float, default=1.0, help="CutMix alpha (0: off)")
+    p.add_argument("--depthwise", choices=["conv", "shifted"], default="conv",
+                   help="the focal levels' depthwise convolutions as Keras' grouped convolutions or as sums of "
+                        "shifted slices (same weights and outputs; depthwise_ab.py times both)")
     args = p.parse_args(argv)
 
     import jax
@@ -73,9 +80,11 @@ def main(argv=None):
         jit_compile=True, data_pipeline="numpy", monitor_every=0, mixup_alpha=args.mixup,
         cutmix_alpha=args.cutmix, test_time_flip=True,
     )
+    swap = ShiftedDepthwise() if args.depthwise == "shifted" else None
     return _common.run_training_benchmark(
         "cifar10_gpu", "focalnet_cifar_small", recipe, args, model_overrides={**MODEL, "embed_dim": args.width},
-        warmup_fraction=args.warmup_fraction, checkpoints=False,
+        warmup_fraction=args.warmup_fraction, checkpoints=False, callbacks=[swap] if swap else [],
+        record_extra=swap.info if swap else {"depthwise": "conv"},
         notes=f"JAX on {gpus[0].device_kind if gpus else 'CPU'}; mixed precision {args.mixed_precision}; "
               f"NumPy input pipeline; Mixup {args.mixup} / CutMix {args.cutmix}",
     )

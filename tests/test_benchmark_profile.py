@@ -134,6 +134,33 @@ def test_use_shifted_depthwise_refuses_a_layer_it_cannot_imitate():
         shifted.use_shifted_depthwise(model)
 
 
+def test_depthwise_ab_shapes_are_the_gpu_models_depthwise_layers(monkeypatch):
+    """depthwise_ab times one shape per (stage, kernel) and weighs it by the
+    number of such layers: together they must be the model's depthwise layers."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # the scripts import their neighbours
+    # Both scripts set KERAS_BACKEND=jax when imported (too late for this process's Keras);
+    # monkeypatch puts the variable back afterwards, so later subprocesses keep the suite's backend.
+    monkeypatch.setenv("KERAS_BACKEND", keras.backend.backend())
+    ab, gpu = _load_benchmark_module("depthwise_ab"), _load_benchmark_module("cifar10_gpu")
+    model = training.build_model("focalnet_cifar_small", None, **gpu.MODEL)
+    found = sorted((layer.kernel_size[0], layer.kernel.shape[2]) for layer in model._flatten_layers()
+                   if isinstance(layer, keras.layers.DepthwiseConv2D))
+    listed = sorted((s["kernel"], s["shape"][3]) for s in ab.layer_shapes(gpu.MODEL, 512) for _ in range(s["layers"]))
+    assert listed == found and len(found) == 22  # stages 2-6-2 with 3-2-2 levels
+    assert {s["shape"][0] for s in ab.layer_shapes(gpu.MODEL, 512)} == {512}
+
+
+def test_depthwise_ab_smoke_mode(tmp_path):
+    record = run_smoke("depthwise_ab", tmp_path)
+    assert set(record["per_step_ms"]) == {"conv", "shifted"} and record["faster"] in record["per_step_ms"]
+    for key in ("device", "shapes", "command", "machine", "versions", "date"):
+        assert key in record, key
+    for name in ("conv", "shifted"):
+        total = sum(row[f"{name}_ms"] * row["layers"] for row in record["shapes"])
+        assert record["per_step_ms"][name] == pytest.approx(total) and total > 0
+    assert (tmp_path / "depthwise_ab.png").is_file()
+
+
 def test_profile_smoke_mode(tmp_path):
     """The script end to end on the CPU: tiny model, two traced steps, the
     depthwise convolutions as shifted slices (the default path differs only

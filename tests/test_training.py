@@ -337,7 +337,7 @@ def test_history_json_replaces_rewritten_epochs(tmp_path):
 def test_benchmark_smoke_mode(tmp_path, name):
     """The CPU benchmark (TensorFlow, tf.data, run directory) and the GPU one
     (JAX, NumPy batches, no run directory) end to end on tiny synthetic data."""
-    record = run_smoke(name, tmp_path)
+    record = run_smoke(name, tmp_path, *(["--depthwise", "shifted"] if name == "cifar10_gpu" else []))
     for key in ("test_accuracy", "train_seconds", "epochs", "preset", "command", "machine", "versions", "date"):
         assert key in record, key
     assert record["smoke"] is True and 0.0 <= record["test_accuracy"] <= 1.0
@@ -346,6 +346,7 @@ def test_benchmark_smoke_mode(tmp_path, name):
     if name == "cifar10_gpu":
         assert record["backend"] == "jax" and record["run_dir"] is None
         assert record["recipe"]["data_pipeline"] == "numpy"
+        assert record["depthwise"] == "shifted" and record["depthwise_layers_swapped"] > 0
 
 
 def test_cpu_benchmark_on_all_training_images_scores_its_snapshots(tmp_path):
