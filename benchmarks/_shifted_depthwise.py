@@ -18,7 +18,7 @@ def shifted_depthwise(x, kernel):
     kh, kw = int(kernel.shape[0]), int(kernel.shape[1])
     height, width = int(x.shape[1]), int(x.shape[2])
     padded = ops.pad(x, [[0, 0], [kh // 2, kh // 2], [kw // 2, kw // 2], [0, 0]])
-    weights = ops.reshape(kernel, (kh, kw, -1))
+    weights = ops.cast(ops.reshape(kernel, (kh, kw, -1)), x.dtype)  # bfloat16 stays bfloat16 under mixed precision
     out = None
     for i in range(kh):
         for j in range(kw):
