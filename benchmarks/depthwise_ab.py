@@ -39,10 +39,12 @@ from cifar10_gpu import MODEL  # noqa: E402
 
 def layer_shapes(model: dict, batch: int, image: int = 32) -> list[dict]:
     """One entry per (stage, kernel): the input shape and how many such depthwise layers the model has."""
+    from focaledu.layers import focal_kernel_sizes
+
     shapes, side, width = [], image // model["patch_size"], model["embed_dim"]
     for depth, level, window in zip(model["depths"], model["focal_levels"], model["focal_windows"]):
-        for k in range(level):
-            shapes.append({"shape": [batch, side, side, width], "kernel": 2 * k + window, "layers": depth})
+        for kernel in focal_kernel_sizes(level, window, model.get("focal_factor", 2)):
+            shapes.append({"shape": [batch, side, side, width], "kernel": kernel, "layers": depth})
         side, width = side // 2, width * 2
     return shapes
 
