@@ -177,3 +177,53 @@ def test_profile_smoke_mode(tmp_path):
     assert times == sorted(times, reverse=True)
     assert (tmp_path / "gpu_step_profile.png").is_file()
     assert not (tmp_path / "perfetto_trace.json.gz").exists()  # the trace is kept only for real runs
+
+
+def _small_focalnet():
+    keras.utils.set_random_seed(0)
+    return training.build_model("focalnet_cifar_tiny", None, embed_dim=8, depths=[1, 1, 1], use_conv_embed=True)
+
+
+@pytest.mark.parametrize("kind", ["layer_norm", "depthwise"])
+def test_cpu_step_breakdown_cheapens_every_layer_of_a_kind(kind):
+    """The stand-ins really replace what the layers compute (the output
+    changes), and every such layer is counted."""
+    breakdown = _load_benchmark_module("cpu_step_breakdown")
+    model = _small_focalnet()
+    layer_type = {"layer_norm": keras.layers.LayerNormalization, "depthwise": keras.layers.DepthwiseConv2D}[kind]
+    x = np.random.default_rng(1).uniform(0, 255, size=(2, 32, 32, 3)).astype("float32")
+    before = model(x)
+    present = [layer for layer in model._flatten_layers() if isinstance(layer, layer_type)]
+    assert breakdown.cheapen(model, kind) == len(present) > 0
+    assert not np.allclose(model(x), before, atol=1e-4)
+
+
+def test_cpu_step_breakdown_swaps_gelu_for_relu_in_every_block_and_puts_it_back():
+    breakdown = _load_benchmark_module("cpu_step_breakdown")
+    from focaledu import layers
+
+    x = np.random.default_rng(1).uniform(0, 255, size=(2, 32, 32, 3)).astype("float32")
+    reference = _small_focalnet()(x)
+    counts = {"gelu": 0}
+    with breakdown.relu_for_gelu(counts):
+        swapped = _small_focalnet()
+        assert counts["gelu"] == 3 * (2 + 1 + 1)  # per block: two focal levels, the global level, the MLP
+        assert not np.allclose(swapped(x), reference, atol=1e-4)
+    restored = keras.ops.convert_to_numpy(layers.gelu(-keras.ops.ones(1)))
+    assert float(restored[0]) == pytest.approx(-0.15866, abs=1e-5)  # the exact GELU again
+    np.testing.assert_allclose(_small_focalnet()(x), reference, rtol=1e-5, atol=1e-5)
+
+
+def test_cpu_step_breakdown_smoke_mode(tmp_path):
+    breakdown = _load_benchmark_module("cpu_step_breakdown")
+    record = run_smoke("cpu_step_breakdown", tmp_path)
+    by_variant = {row["variant"]: row for row in record["results"]}
+    assert list(by_variant) == list(breakdown.VARIANTS)
+    assert by_variant["as trained"]["share_of_step"] == 0
+    assert by_variant["gelu -> relu"]["swapped"] == {"gelu": 12}
+    assert set(by_variant["all three"]["swapped"]) == {"gelu", "layer_norm", "depthwise"}
+    for row in record["results"]:
+        assert row["images_per_second"] == pytest.approx(record["batch_size"] / row["step_seconds_median"])
+    for key in ("command", "machine", "versions", "date"):
+        assert key in record, key
+    assert (tmp_path / "cpu_step_breakdown.png").is_file()
