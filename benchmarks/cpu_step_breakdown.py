@@ -20,7 +20,7 @@ something else and are never trained. The models are built once, then timed
 round-robin for ``--rounds`` rounds so that drift on a shared machine falls
 on every variant alike; the median of the rounds is reported.
 
-    .venv/bin/python benchmarks/cpu_step_breakdown.py            # ~4 min on 2 cores
+    .venv/bin/python benchmarks/cpu_step_breakdown.py            # ~2 min on 2 cores
     .venv/bin/python benchmarks/cpu_step_breakdown.py --smoke    # seconds, temp dir
 
 Writes ``benchmarks/results/cpu_step_breakdown.json`` and a bar chart PNG.
@@ -30,16 +30,13 @@ import argparse
 import contextlib
 import json
 import os
-import shlex
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+import _common  # noqa: E402
 
 #: variant -> the operations it replaces
 VARIANTS = {
@@ -124,7 +121,7 @@ def main(argv=None):
     if args.smoke:
         args.batch_size, args.steps, args.rounds = 8, 2, 1
         overrides.update(embed_dim=8, depths=[1, 1, 1])
-    out = args.out or (Path(tempfile.mkdtemp(prefix="focaledu-bench-")) if args.smoke else RESULTS)
+    out = args.out or (Path(tempfile.mkdtemp(prefix="focaledu-bench-")) if args.smoke else _common.RESULTS)
 
     import keras
     import numpy as np
@@ -172,7 +169,7 @@ def main(argv=None):
                          "training step (forward + backward) the replaced operations cost beyond one element-wise pass",
         "smoke": args.smoke,
         "notes": args.notes,
-        **training.run_info(shlex.join(["python", os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])),
+        **training.run_info(_common.command_line()),
     }
     out.mkdir(parents=True, exist_ok=True)
     path = out / "cpu_step_breakdown.json"

@@ -185,9 +185,10 @@ def _small_focalnet():
 
 
 @pytest.mark.parametrize("kind", ["layer_norm", "depthwise"])
-def test_cpu_step_breakdown_cheapens_every_layer_of_a_kind(kind):
+def test_cpu_step_breakdown_cheapens_every_layer_of_a_kind(kind, monkeypatch):
     """The stand-ins really replace what the layers compute (the output
     changes), and every such layer is counted."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # the script imports _common
     breakdown = _load_benchmark_module("cpu_step_breakdown")
     model = _small_focalnet()
     layer_type = {"layer_norm": keras.layers.LayerNormalization, "depthwise": keras.layers.DepthwiseConv2D}[kind]
@@ -198,7 +199,8 @@ def test_cpu_step_breakdown_cheapens_every_layer_of_a_kind(kind):
     assert not np.allclose(model(x), before, atol=1e-4)
 
 
-def test_cpu_step_breakdown_swaps_gelu_for_relu_in_every_block_and_puts_it_back():
+def test_cpu_step_breakdown_swaps_gelu_for_relu_in_every_block_and_puts_it_back(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # the script imports _common
     breakdown = _load_benchmark_module("cpu_step_breakdown")
     from focaledu import layers
 
@@ -214,7 +216,8 @@ def test_cpu_step_breakdown_swaps_gelu_for_relu_in_every_block_and_puts_it_back(
     np.testing.assert_allclose(_small_focalnet()(x), reference, rtol=1e-5, atol=1e-5)
 
 
-def test_cpu_step_breakdown_smoke_mode(tmp_path):
+def test_cpu_step_breakdown_smoke_mode(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # the script imports _common
     breakdown = _load_benchmark_module("cpu_step_breakdown")
     record = run_smoke("cpu_step_breakdown", tmp_path)
     by_variant = {row["variant"]: row for row in record["results"]}
