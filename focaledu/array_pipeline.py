@@ -20,8 +20,6 @@ backends the same batches from the same seed.
 
 from __future__ import annotations
 
-import copy
-
 import keras
 import numpy as np
 
@@ -99,7 +97,6 @@ class ArrayPipeline(keras.utils.PyDataset):
         image_size: resize (bilinear) to this ``(height, width)`` when it differs.
         mixup_alpha, cutmix_alpha, mix_switch_prob: :func:`mix_batch` on every
             batch (needs ``num_classes``; 0: off).
-        mirror: flip every image horizontally (test-time augmentation).
         **kwargs: ``keras.utils.PyDataset``'s ``workers``, ``use_multiprocessing``,
             ``max_queue_size``.
     """
@@ -107,7 +104,7 @@ class ArrayPipeline(keras.utils.PyDataset):
     def __init__(self, x, y, batch_size: int = 128, *, seed: int = 0, augment: bool = False, shuffle: bool = False,
                  drop_remainder: bool = False, normalize: bool = True, num_classes: int | None = None,
                  image_size=None, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0,
-                 mix_switch_prob: float = 0.5, mirror: bool = False, **kwargs):
+                 mix_switch_prob: float = 0.5, **kwargs):
         super().__init__(**kwargs)
         if len(x) != len(y):
             raise ValueError(f"`x` and `y` must have the same length; received {len(x)} images and {len(y)} labels.")
@@ -128,14 +125,7 @@ class ArrayPipeline(keras.utils.PyDataset):
             raise ValueError("Mixup/CutMix mix one-hot labels: pass `num_classes` with `mixup_alpha` or "
                              "`cutmix_alpha`.")
         self.mixup_alpha, self.cutmix_alpha, self.mix_switch_prob = mixup_alpha, cutmix_alpha, mix_switch_prob
-        self.mirror = mirror
         self.start_at(0)
-
-    def mirrored(self) -> "ArrayPipeline":
-        """The same batches with every image flipped horizontally (for test-time augmentation)."""
-        twin = copy.copy(self)  # shares the arrays; start_at() rebinds, never mutates, the order
-        twin.mirror = not self.mirror
-        return twin
 
     def start_at(self, epoch: int) -> None:
         """Continue with the shuffle and augmentation of ``epoch`` (a resumed run)."""
@@ -157,8 +147,6 @@ class ArrayPipeline(keras.utils.PyDataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         if self.augment:
             images = crop_and_flip(images, rng)
-        if self.mirror:
-            images = images[:, :, ::-1]
         images = to_inputs(images, self.image_size, self.normalize)
         labels = self.y[picks].astype("int64")
         if self.num_classes:

@@ -99,20 +99,23 @@ def evaluate(model, dataset, batch_size: int = 250, flip: bool = False) -> dict:
     if hasattr(dataset, "x_test"):
         size = tuple(getattr(model, "image_size", dataset.x_test.shape[1:3]))
         dataset = ArrayPipeline(dataset.x_test, dataset.y_test, batch_size, image_size=size)
-    # model.predict runs the compiled (jitted / tf.function) forward pass; eager
-    # calls would go op by op, which is slow on JAX. Eval pipelines are ordered.
-    if isinstance(dataset, ArrayPipeline):
-        labels = dataset.y
-        inputs, mirrored = dataset, (dataset.mirrored() if flip else None)
-    else:
-        labels = np.concatenate([np.asarray(y) for y in dataset.map(lambda x, y: y).as_numpy_iterator()])
-        inputs = dataset.map(lambda x, y: x)
-        mirrored = dataset.map(lambda x, y: x[:, :, ::-1, :]) if flip else None
-    labels = (np.argmax(labels, axis=-1) if np.ndim(labels) == 2 else np.asarray(labels)).astype(np.int64)
-    probs = _softmax(model.predict(inputs, verbose=0))
+    # One pass over the batches, labels taken from the batch they came with:
+    # a shuffled pipeline must not be iterated twice (its orders would differ).
+    # predict_on_batch runs the compiled forward pass (eager calls would go op
+    # by op, slow on JAX).
+    batches = (dataset[i] for i in range(len(dataset))) if isinstance(dataset, ArrayPipeline) \
+        else dataset.as_numpy_iterator()
+    probs, mirrored, labels = [], [], []
+    for images, y in batches:
+        probs.append(_softmax(model.predict_on_batch(images)))
+        if flip:
+            mirrored.append(_softmax(model.predict_on_batch(images[:, :, ::-1])))
+        labels.append(np.argmax(y, axis=-1) if np.ndim(y) == 2 else np.asarray(y))
+    labels = np.concatenate(labels).astype(np.int64)
+    probs = np.concatenate(probs)
     result = {**_scores(probs, labels), "n": int(len(labels))}
     if flip:
-        both = (probs + _softmax(model.predict(mirrored, verbose=0))) / 2
+        both = (probs + np.concatenate(mirrored)) / 2
         result.update({f"flip_{k}": v for k, v in _scores(both, labels).items()})
     return result
 

@@ -118,6 +118,34 @@ def test_flip_tta_averages_the_softmax_of_image_and_mirror(pipeline):
     assert "flip_accuracy" not in training.evaluate(model, test)
 
 
+def _label_reader():
+    """A model that reads the class off the image (every pixel holds ``label / 255``)."""
+    return keras.Sequential([
+        keras.Input((4, 4, 3)),
+        keras.layers.Lambda(lambda t: 10.0 * keras.ops.one_hot(keras.ops.cast(keras.ops.round(t[:, 0, 0, 0] * 255),
+                                                                             "int32"), 10)),
+    ])
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("pipeline", ["numpy", pytest.param("tf.data", marks=pytest.mark.skipif(
+    not HAS_TF, reason="the tf.data pipeline needs TensorFlow"))])
+def test_evaluate_pairs_each_prediction_with_its_own_label_on_a_shuffled_pipeline(pipeline):
+    # Iterating a reshuffling pipeline once for labels and again for predictions pairs them at random
+    # (about 10 % here); one pass keeps every label with its image.
+    labels = np.arange(60) % 10
+    images = np.broadcast_to(labels[:, None, None, None], (60, 4, 4, 3)).astype("uint8")
+    if pipeline == "numpy":
+        test = ArrayPipeline(images, labels, 8, shuffle=True, normalize=False)
+    else:
+        import tensorflow as tf
+
+        test = tf.data.Dataset.from_tensor_slices((images / 255.0, labels)).shuffle(60, seed=0).batch(8)
+    result = training.evaluate(_label_reader(), test, flip=True)
+    assert result["n"] == 60
+    assert result["accuracy"] == 1.0 and result["flip_accuracy"] == 1.0
+
+
 @pytest.mark.backends
 def test_fit_with_mixing_records_it(tmp_path):
     result = training.fit("focalnet_cifar_tiny", "synthetic", None, profile="quick", epochs=1, verbose=0,
