@@ -19,8 +19,9 @@ Examples::
 Without ``--data``, CIFAR-10 is looked up as ``focaledu.data.load_cifar10()``
 does ($FOCALEDU_CIFAR10, the Keras cache, a download); if that fails the
 command exits with status 1 and the loader's instructions. Re-running an
-interrupted ``train`` with the same ``--out`` resumes after the last completed
-epoch (``out/backup``).
+interrupted ``train`` with the same ``--out`` and arguments resumes after the
+last completed epoch (``out/backup``); with other training arguments it exits
+with status 2 and names them (``out/settings.json`` keeps the run's).
 """
 
 from __future__ import annotations
@@ -226,6 +227,8 @@ def _train(args, argv) -> int:
         )
     except _data_errors() as err:
         return _fail(str(err))
+    except training.ResumeMismatchError as err:
+        return _fail(str(err), EXIT_USAGE)
     metrics = result.metrics
     print(
         f"test accuracy {metrics['test_accuracy']:.4f} on {metrics['test_images']} images of "

@@ -56,6 +56,7 @@ __all__ = [
     "NO_WEIGHT_DECAY",
     "PROFILES",
     "Recipe",
+    "ResumeMismatchError",
     "RunResult",
     "backup_epoch",
     "build_model",
@@ -99,24 +100,24 @@ def evaluate(model, dataset, batch_size: int = 250, flip: bool = False) -> dict:
     if hasattr(dataset, "x_test"):
         size = tuple(getattr(model, "image_size", dataset.x_test.shape[1:3]))
         dataset = ArrayPipeline(dataset.x_test, dataset.y_test, batch_size, image_size=size)
-    # One pass over the batches, labels taken from the batch they came with:
-    # a shuffled pipeline must not be iterated twice (its orders would differ).
-    # predict_on_batch runs the compiled forward pass (eager calls would go op
-    # by op, slow on JAX).
+    # One pass over the batches, each label kept with its image: a reshuffling
+    # pipeline read twice (labels, then predictions) would pair them at random.
+    # The preprocessed batches are held in memory (123 MB for CIFAR-10's test
+    # set) for model.predict, which runs the compiled forward pass and, unlike
+    # predict_on_batch, splits batches between the devices of a distribution
+    # strategy.
     batches = (dataset[i] for i in range(len(dataset))) if isinstance(dataset, ArrayPipeline) \
         else dataset.as_numpy_iterator()
-    probs, mirrored, labels = [], [], []
-    for images, y in batches:
-        probs.append(_softmax(model.predict_on_batch(images)))
-        if flip:
-            mirrored.append(_softmax(model.predict_on_batch(images[:, :, ::-1])))
+    images, labels = [], []
+    for x, y in batches:
+        images.append(np.asarray(x))
         labels.append(np.argmax(y, axis=-1) if np.ndim(y) == 2 else np.asarray(y))
     labels = np.concatenate(labels).astype(np.int64)
-    probs = np.concatenate(probs)
+    probs = _softmax(model.predict(((x,) for x in images), steps=len(images), verbose=0))
     result = {**_scores(probs, labels), "n": int(len(labels))}
     if flip:
-        both = (probs + np.concatenate(mirrored)) / 2
-        result.update({f"flip_{k}": v for k, v in _scores(both, labels).items()})
+        mirrored = _softmax(model.predict(((x[:, :, ::-1],) for x in images), steps=len(images), verbose=0))
+        result.update({f"flip_{k}": v for k, v in _scores((probs + mirrored) / 2, labels).items()})
     return result
 
 
@@ -186,6 +187,48 @@ def backup_epoch(out_dir) -> int:
         return 0
 
 
+class ResumeMismatchError(ValueError):
+    """The run directory holds an interrupted run whose settings differ from this call's."""
+
+
+# Recipe fields that change what a run reports, not how it trains: a resumed run may change them.
+_REPORTING_ONLY = ("name", "monitor_every", "monitor_images", "test_time_flip", "jit_compile")
+
+
+def _run_settings(preset, config, recipe_, epochs, seed, dataset) -> dict:
+    """What a resumed run must share with the run it continues (as JSON would read it back)."""
+    settings = {
+        "preset": preset,
+        "model": config,
+        "epochs": epochs,  # the schedule's length (the recipe's own default is overridden by it)
+        "seed": seed,
+        "recipe": {k: v for k, v in recipe_.to_dict().items() if k not in (*_REPORTING_ONLY, "epochs")},
+        "data": {"source_label": dataset.source_label, "train_images": int(len(dataset.y_train)),
+                 "test_images": int(len(dataset.y_test))},
+    }
+    return json.loads(json.dumps(settings, default=json_default))
+
+
+def _differences(saved, now, key: str = "") -> list[str]:
+    if isinstance(saved, dict) and isinstance(now, dict):
+        return [d for k in sorted(set(saved) | set(now), key=str)
+                for d in _differences(saved.get(k), now.get(k), f"{key}.{k}" if key else str(k))]
+    return [] if saved == now else [f"{key} {saved!r} -> {now!r}"]
+
+
+def _check_resume(out: Path, settings: dict, done: int):
+    """Refuse to continue an interrupted run with other settings (weights, schedule and data would not match)."""
+    path = out / "settings.json"
+    if not path.exists():  # written by a version that did not record settings
+        return
+    changed = _differences(json.loads(path.read_text()), settings)
+    if changed:
+        raise ResumeMismatchError(
+            f"{out} holds an interrupted run ({done} epoch{'s' * (done != 1)} done) with other settings: "
+            f"{'; '.join(changed)} (saved -> this call). Run again with the saved settings to resume it, or "
+            f"choose another output directory; deleting {out / 'backup'} starts a new run here.")
+
+
 def _truncate_csv(path: Path, rows: int):
     """Keep the header and the first ``rows`` epochs of a CSVLogger file."""
     if not path.exists():
@@ -233,10 +276,13 @@ def fit(
     Writes into ``out_dir``: ``history.csv`` (``CSVLogger``), ``history.json``,
     ``curves.png``, ``monitor/modulation_epoch_NNN.png``, ``best.keras``
     (best validation accuracy), ``model.keras`` (final), ``metrics.json``,
-    and ``backup/`` while running (removed when the run completes). If
-    ``out_dir/backup`` exists, the run resumes after its last completed epoch
-    (weights, optimizer state and schedule position; call it with the same
-    arguments). ``metrics.json`` holds ``test_accuracy`` (final weights),
+    ``settings.json``, and ``backup/`` while running (removed when the run
+    completes). If ``out_dir/backup`` exists, the run resumes after its last
+    completed epoch (weights, optimizer state and schedule position).
+    ``settings.json`` records what the run trains with (preset, model, epochs,
+    seed, recipe, data); resuming with other settings raises
+    :class:`ResumeMismatchError` and changes nothing in ``out_dir``.
+    ``metrics.json`` holds ``test_accuracy`` (final weights),
     ``test_loss`` (unsmoothed), ``best_val_accuracy``, ``train_seconds`` (this
     call's ``model.fit``), ``train_seconds_all_epochs`` (including epochs run
     before an interruption), the data's ``source_label``, the recipe, the
@@ -282,12 +328,15 @@ def _fit(preset, dataset, out_dir, recipe_, epochs, seed, callbacks, verbose, co
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         resumed_from = backup_epoch(out)
+        settings = _run_settings(preset, config, recipe_, epochs, seed, dataset)
         if resumed_from == 0:  # a fresh run: drop what an earlier run left here
             for stale in ("history.csv", "history.json", "metrics.json"):
                 (out / stale).unlink(missing_ok=True)
             for stale in (out / "monitor").glob("modulation_epoch_*.png"):
                 stale.unlink()
+            (out / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
         else:
+            _check_resume(out, settings, resumed_from)
             _truncate_csv(out / "history.csv", resumed_from)
             if hasattr(pipelines.train, "start_at"):  # NumPy batches: continue the epoch sequence
                 pipelines.train.start_at(resumed_from)

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from focaledu import __main__ as cli
-from focaledu import data
+from focaledu import data, training
 from focaledu.data import SYNTHETIC_LABEL
+from run_callbacks import Interrupt
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_ARGS = ["--embed-dim", "16", "--depths", "1,1,1", "--train-per-class", "60", "--test-per-class", "20",
@@ -83,6 +84,20 @@ def test_missing_data_path_in_process(tmp_path, capsys):
                      "--data", str(tmp_path / "nowhere.zip")])
     assert code == 1
     assert "nowhere.zip" in capsys.readouterr().err
+
+
+def test_train_refuses_to_resume_with_other_arguments(tmp_path, capsys):
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        training.fit("focalnet_cifar_tiny", "synthetic", out, profile="quick", epochs=2, verbose=0,
+                     model_overrides={"embed_dim": 16, "depths": [1, 1, 1]}, callbacks=[Interrupt(at=0)],
+                     train_per_class=60, test_per_class=20, batch_size=32)
+    code = cli.main(["train", "--preset", "focalnet_cifar_tiny", "--data", "synthetic", "--out", str(out),
+                     "--profile", "quick", "--epochs", "3", *TINY_ARGS])
+    assert code == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "epochs 2 -> 3" in err and "1 epoch done" in err
+    assert training.backup_epoch(out) == 1  # the interrupted run is still there to resume
 
 
 def test_evaluate_bad_model_file(tmp_path, capsys):

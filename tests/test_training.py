@@ -244,6 +244,33 @@ def test_resume_after_kill_and_same_seed(tmp_path):
     assert fresh.history["val_loss"][0] == pytest.approx(first["val_loss"][0], rel=1e-6)
 
 
+def _files(root: Path) -> dict:
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_resume_with_other_settings_is_refused_and_changes_nothing(tmp_path):
+    """An interrupted run continues only with the settings it started with; reporting options may change."""
+    kwargs = dict(profile="quick", epochs=2, seed=5, verbose=0, model_overrides=TINY, **SMALL)
+    with pytest.raises(KeyboardInterrupt):
+        training.fit("focalnet_cifar_tiny", "synthetic", tmp_path, callbacks=[Interrupt(at=0)], **kwargs)
+    assert json.loads((tmp_path / "settings.json").read_text())["epochs"] == 2
+    before = _files(tmp_path)
+    lr = training.recipe("quick").learning_rate
+    for change, message in (
+        (dict(epochs=3), "epochs 2 -> 3"),
+        (dict(seed=6), "seed 5 -> 6"),
+        (dict(learning_rate=2 * lr), f"recipe.learning_rate {lr!r} -> {2 * lr!r}"),
+        (dict(model_overrides={**TINY, "embed_dim": 8}), "model.embed_dim 16 -> 8"),
+        (dict(train_per_class=50), "data.train_images 600 -> 500"),
+    ):
+        with pytest.raises(training.ResumeMismatchError, match="1 epoch done") as err:
+            training.fit("focalnet_cifar_tiny", "synthetic", tmp_path, **{**kwargs, **change})
+        assert message in str(err.value) and "backup" in str(err.value)
+        assert _files(tmp_path) == before  # nothing truncated, overwritten or deleted
+    result = training.fit("focalnet_cifar_tiny", "synthetic", tmp_path, **{**kwargs, "monitor_every": 1})
+    assert result.metrics["resumed_from_epoch"] == 1 and result.history["epoch"] == [0, 1]
+
+
 @pytest.mark.backends
 def test_seed_changes_initial_weights():
     keras.utils.set_random_seed(1)
