@@ -155,7 +155,7 @@ def _round_robin(y: np.ndarray, n: int | None) -> np.ndarray:
     would otherwise put whole classes into the held-out tail.
     """
     rank = _class_ranks(y)
-    keep = np.arange(len(y)) if n is None else np.flatnonzero(rank < n)
+    keep = _first_per_class(y, n)
     return keep[np.lexsort((y[keep], rank[keep]))]
 
 
