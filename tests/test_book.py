@@ -1,8 +1,9 @@
 """Checks on the book's sources, run before the notebooks themselves.
 
-* every ``book/*.md`` is a jupytext MyST notebook paired with a ``.ipynb``
-  whose cells (type, source and tags) are the same: run ``make sync`` after
-  editing either one;
+* every ``book/*.md`` with a jupytext header is a MyST notebook paired with a
+  ``.ipynb`` whose cells (type, source and tags) are the same: run ``make sync``
+  after editing either one; a page without that header (glossary, references,
+  appendices) is plain MyST and holds no code cell;
 * ``_toc.yml`` lists every chapter file, and every file it lists exists;
 * every chapter has the shared anatomy (objectives, Summary, >= 3 checked
   Exercises, a Colab setup cell, nbval-pinned outputs);
@@ -21,7 +22,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
-MD_FILES = sorted(BOOK.glob("*.md"))
+PAGES = sorted(BOOK.glob("*.md"))
+MD_FILES = [page for page in PAGES if page.read_text().startswith("---\njupytext:")]
+PLAIN_PAGES = [page for page in PAGES if page not in MD_FILES]
 IPYNB_FILES = sorted(BOOK.glob("*.ipynb"))
 
 
@@ -56,6 +59,15 @@ def _strip_suffix(name: str) -> str:
 
 def test_book_has_pages():
     assert MD_FILES, "book/ has no .md pages"
+
+
+@pytest.mark.parametrize("md", PLAIN_PAGES, ids=_rel)
+def test_plain_page_has_no_code_cell(md):
+    """Code only runs in a paired notebook; a plain page would show it unexecuted."""
+    assert "```{code-cell}" not in md.read_text(), (
+        f"{_rel(md)} has code cells but no jupytext header: pair it with "
+        "`jupytext --set-formats ipynb,md:myst` and run `make sync`"
+    )
 
 
 @pytest.mark.parametrize("md", MD_FILES, ids=_rel)
@@ -116,14 +128,14 @@ def test_toc_lists_every_chapter():
         (ROOT / f"{name}{suffix}").exists() for suffix in (".md", ".ipynb")
     )]
     assert not missing_files, f"_toc.yml lists files that do not exist: {missing_files}"
-    pages = {_strip_suffix(_rel(md)) for md in MD_FILES}
+    pages = {_strip_suffix(_rel(md)) for md in PAGES}
     unlisted = sorted(pages - set(listed))
     assert not unlisted, f"_toc.yml does not list: {unlisted}"
     duplicates = sorted({name for name in listed if listed.count(name) > 1})
     assert not duplicates, f"_toc.yml lists these more than once: {duplicates}"
 
 
-@pytest.mark.parametrize("md", MD_FILES, ids=_rel)
+@pytest.mark.parametrize("md", PAGES, ids=_rel)
 def test_install_url_matches_config(md):
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     url = config["repository"]["url"].rstrip("/")
