@@ -398,6 +398,7 @@ def test_benchmark_time_budget_sizes_the_schedule(tmp_path):
     assert budget["epochs"] == max(1, int(budget["seconds"] // budget["estimated_epoch_seconds"]))
     assert record["epochs"] == budget["epochs"] and 1 <= record["epochs_run"] <= record["epochs"]
     assert record["recipe"]["warmup_epochs"] == pytest.approx(0.15 * budget["epochs"])
+    assert "partial" in record["notes"] and "25" in record["notes"]  # the tutorial trains 25 epochs
 
 
 def test_jit_compile_benchmark_smoke_mode(tmp_path):
