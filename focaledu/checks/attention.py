@@ -397,9 +397,157 @@ def focal_aggregation_matrix(fn):
     return _run("focal_aggregation_matrix", fn)
 
 
+# --- Predictions: the learner writes down numbers or token indices, then measures -----
+
+
+def _prediction(name, parts):
+    """``parts``: ``[(label, passed, message_if_wrong), ...]`` -> one ``CheckResult``."""
+    wrong = [f"{label}: {message}" for label, passed, message in parts if not passed]
+    if wrong:
+        return CheckResult(name, False, " | ".join(wrong))
+    return CheckResult(name, True, "all predictions agree with the measurement.")
+
+
+def _factor_message(predicted, true, messages, default):
+    for value, message in messages:
+        if np.isclose(predicted, value):
+            return message
+    return default.format(predicted=predicted, true=true)
+
+
+def attention_growth(output_factor, weights_factor, params_factor):
+    """Checks a prediction: the grid side of a ``MultiHeadSelfAttention`` doubles (N -> 4N).
+
+    By what factor do (1) its output ``y`` ``(B, N, C)``, (2) its attention
+    weights ``(B, heads, N, N)`` and (3) its number of parameters grow? The
+    answers, 4, 16 and 1, are what the layer measures (tested in
+    ``tests/test_checks_attention.py``).
+    """
+    try:
+        output_factor, weights_factor, params_factor = (
+            float(value) for value in (output_factor, weights_factor, params_factor)
+        )
+    except (TypeError, ValueError):
+        return CheckResult("attention_growth", False, "give three numbers, e.g. `attention_growth(2, 4, 8)`.")
+    side, tokens = 2.0, 4.0  # the side doubles, so the number of tokens N = side^2 grows 4x
+    parts = [
+        ("output", np.isclose(output_factor, tokens), _factor_message(output_factor, tokens, [
+            (side, "the side doubles, but the grid has side^2 tokens, so N grows 4x, and y holds "
+                   "one C-vector per token: 4x"),
+            (tokens**2, "y holds one C-vector per token, (B, N, C): it grows like N (4x); only the "
+                        "attention weights hold a number per pair of tokens"),
+        ], "predicted {predicted:g}x; y holds one C-vector per token and N grows {true:g}x")),
+        ("weights", np.isclose(weights_factor, tokens**2), _factor_message(weights_factor, tokens**2, [
+            (tokens, "4x is the growth of N; the weights hold one number per query-key pair, "
+                     "N^2 of them per head, so they grow 4^2 = 16x"),
+            (side, "the side doubles, N = side^2 grows 4x and the N x N weights 16x"),
+            (side**3, "the weights are N x N per head with N = side^2: (2^2)^2 = 16x, not 2^3"),
+        ], "predicted {predicted:g}x; the weights are N x N per head and N grows 4x, so {true:g}x")),
+        ("parameters", np.isclose(params_factor, 1.0),
+         "the parameters are the four C x C projections W_q, W_k, W_v, W_o (and their biases), "
+         "applied to every token with the same weights: they do not depend on N, and the same "
+         "layer runs on any grid (1x)"),
+    ]
+    return _prediction("attention_growth", parts)
+
+
+#: Chapter 2's perturbation experiment: 9 tokens with 2 positive channels, identity
+#: projections, the kernel [1/4, 1/2, 1/4]; token REACH_TOKEN gets REACH_DELTA added.
+REACH_X = np.round(np.random.default_rng(7).uniform(0.5, 1.5, size=(9, 2)), 1).astype("float32")
+REACH_KERNEL = np.array([0.25, 0.5, 0.25], dtype="float32")
+REACH_TOKEN = 4
+REACH_DELTA = np.array([1.0, 0.0], dtype="float32")
+
+
+def reach_measurement(x=None, token=REACH_TOKEN, delta=REACH_DELTA, kernel=REACH_KERNEL):
+    """Runs Chapter 2's perturbation experiment and returns the measured token sets.
+
+    Returns ``(attention_changed, focal_changed, focal_local)``: the outputs of
+    ``attention.self_attention_1d`` that change, the outputs of
+    ``attention.focal_modulation_1d`` that change, and the tokens whose local
+    context (the modulator without its global term) changes.
+    """
+    x = REACH_X if x is None else np.asarray(x, dtype="float32")
+    moved = x.copy()
+    moved[token] += delta
+    eye = np.eye(x.shape[1], dtype="float32")
+
+    def attn(t):
+        return _numpy(attention.self_attention_1d(t, eye, eye, eye))
+
+    def focal(t):
+        y, m = attention.focal_modulation_1d(t, eye, eye, kernel, return_modulator=True)
+        m = _numpy(m)
+        # m = local + mean(local), so mean(m) = 2 mean(local): the local context is m - mean(m) / 2
+        return _numpy(y), m - m.mean(axis=0, keepdims=True) / 2
+
+    def changed(a, b):
+        return sorted(int(i) for i in np.flatnonzero(np.abs(a - b).max(axis=-1) > 1e-6))
+
+    (y0, local0), (y1, local1) = focal(x), focal(moved)
+    return changed(attn(x), attn(moved)), changed(y0, y1), changed(local0, local1)
+
+
+def _indices(value):
+    if isinstance(value, (int, np.integer)):
+        return [int(value)]
+    return sorted({int(i) for i in value})
+
+
+def perturbation_reach(attention_changed, focal_changed, focal_local):
+    """Checks a prediction: token 4 of ``REACH_X`` (9 tokens) changes. Which tokens feel it?
+
+    ``attention_changed``: outputs of single-head self-attention that change;
+    ``focal_changed``: outputs of the toy focal modulation (kernel of 3, plus the
+    global average) that change; ``focal_local``: tokens whose *local* context
+    changes, beyond the shift that the global average gives every token.
+    """
+    try:
+        attention_changed, focal_changed, focal_local = (
+            _indices(v) for v in (attention_changed, focal_changed, focal_local)
+        )
+    except (TypeError, ValueError):
+        return CheckResult("perturbation_reach", False,
+                           "give three lists of token indices (0 to 8), e.g. `[3, 4, 5]`.")
+    true_attn, true_focal, true_local = reach_measurement()
+    n, j = len(REACH_X), REACH_TOKEN
+    everyone = list(range(n))
+    window = [j - 1, j, j + 1]
+
+    def say(predicted, true, messages, default):
+        for value, message in messages:
+            if predicted == value:
+                return message
+        return default
+
+    parts = [
+        ("self-attention", attention_changed == true_attn, say(attention_changed, true_attn, [
+            ([j], "token 4 is also a key and a value of every other query: its score a_i4 and "
+                  "the softmax's normaliser change in every row, so every output changes"),
+            (window, "attention has no neighbourhood: every query compares itself with token 4, "
+                     "near or far, so every output changes"),
+        ], f"every query's weights include token 4, so the outputs that change are {true_attn}")),
+        ("focal modulation", focal_changed == true_focal, say(focal_changed, true_focal, [
+            (window, "the kernel's neighbours change, but the global level averages the local "
+                     "context over all tokens, so every modulator, and every output, shifts"),
+            ([j], "the kernel of 3 reaches tokens 3 and 5, and the global average reaches everyone"),
+        ], f"the global average carries the change to every token: {true_focal}")),
+        ("local context", focal_local == true_local, say(focal_local, true_local, [
+            (everyone, "the shift that every token receives is the global level's; the local "
+                       "context only changes where the 3-tap kernel window covers token 4"),
+            ([j], "tokens 3 and 5 also have token 4 in their 3-tap window"),
+        ], f"the local context of token i changes when its window i-1..i+1 covers token 4: {true_local}")),
+    ]
+    return _prediction("perturbation_reach", parts)
+
+
 __all__ = [
+    "REACH_X",
+    "attention_growth",
     "focal_aggregation_matrix",
     "focal_modulation_1d",
+    "perturbation_reach",
+    "reach_measurement",
     "scaled_dot_product_attention",
     "score_matrix_bytes",
     "self_attention_1d",

@@ -573,3 +573,46 @@ def modulation_params(fn):
          lambda *a: _params_variant(*a, square=False)),
     ]
     return compare("modulation_params", fn, reference, _PARAM_CASES, mistakes)
+
+
+def receptive_field_prediction(side, focal_level=3, focal_window=5, focal_factor=2):
+    """Checks a prediction: the side, in tokens, of the square that level ``focal_level``
+    of ``FocalModulation(dim, focal_window, focal_level, focal_factor)`` sees.
+
+    The answer is ``receptive.receptive_fields(...)[focal_level - 1]``, which equals the
+    support of the layer's gradients (``receptive.receptive_field_gradients``;
+    tested). Chapter 3's exercise asks for level 3 with ``focal_window=5``.
+    """
+    from focaledu.checks._core import CheckResult  # added with this check; the module imports only compare
+
+    name = "receptive_field_prediction"
+    try:
+        side = float(side)
+    except (TypeError, ValueError):
+        return CheckResult(name, False, "give one number, the side of the square in tokens, e.g. 11.")
+    kernels = receptive.kernel_sizes(focal_level, focal_window, focal_factor)
+    true = receptive.receptive_fields(focal_level, focal_window, focal_factor)[focal_level - 1]  # [-1] is the global level
+    shown = ", ".join(str(k) for k in kernels)
+    if np.isclose(side, true):
+        return CheckResult(name, True, f"kernels {shown}: 1 + " + " + ".join(f"{k - 1}" for k in kernels)
+                           + f" = {true} tokens, as the gradients measure.")
+    late = receptive.kernel_sizes(focal_level + 1, focal_window, focal_factor)[1:]
+    mistakes = [
+        (sum(kernels), "you added the kernel sizes; a k x k kernel widens the view by k - 1 "
+                       "(its centre is the position already seen): r = 1 + sum(k - 1)"),
+        (sum(kernels) - focal_level, "you forgot the centre token itself: r = 1 + sum(k - 1)"),
+        (kernels[-1], "that is the last level's kernel alone; the levels run in sequence, each "
+                      "convolving the previous one, so their reaches add up"),
+        ((true - 1) / 2, "that is the radius (r - 1) / 2, the reach on each side; the side is "
+                         "2 * radius + 1"),
+        (1 + focal_level * (focal_window - 1), "you kept every kernel at focal_window; each level's "
+                                               "kernel is focal_factor larger than the previous one"),
+        (1 + sum(k - 1 for k in late), "your first kernel is focal_window + focal_factor; the first "
+                                       "level's kernel is focal_window itself (the loop index starts at 0)"),
+        (true**2, "that is the number of positions, r^2; the question asks for the side r"),
+    ]
+    named = [message for value, message in mistakes if np.isclose(side, value)]
+    if named:
+        return CheckResult(name, False, ". Or: ".join(named) + ".")
+    return CheckResult(name, False, f"predicted {side:g}; the kernels are {shown}, and each widens the "
+                                    "view by k - 1: add them up from 1.")
