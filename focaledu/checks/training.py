@@ -2,8 +2,9 @@
 
 The references are the formulas the chapter derives (the keras.io tutorial's
 warm-up + cosine rate, ``drop_remainder`` batching, Keras'
-``exclude_from_weight_decay`` matching, Keras' label smoothing); the chapter
-itself compares them with ``focaledu.training`` and Keras.
+``exclude_from_weight_decay`` matching, Keras' label smoothing and the
+smoothed loss of one confident prediction); the chapter itself compares them
+with ``focaledu.training`` and Keras.
 
     >>> from focaledu import checks
     >>> checks.warmup_cosine_lr(my_warmup_cosine_lr)
@@ -16,7 +17,7 @@ import numpy as np
 
 from focaledu.checks._core import CheckResult, compare
 
-__all__ = ["warmup_cosine_lr", "optimizer_steps", "weight_decay_mask", "smooth_labels"]
+__all__ = ["warmup_cosine_lr", "optimizer_steps", "weight_decay_mask", "smooth_labels", "smoothed_loss"]
 
 
 def _callable_or_fail(name, fn):
@@ -201,3 +202,52 @@ def smooth_labels(fn):
          lambda *a: _smooth(*a, no_true_share=True)),
     ]
     return compare("smooth_labels", fn, _smooth, _SMOOTH_CASES, mistakes, atol=1e-7, rtol=1e-6)
+
+
+# --------------------------------------------------------------------------
+# The smoothed loss of one confident prediction
+# --------------------------------------------------------------------------
+
+
+_GAP_CASES = [
+    ("gap 0, 10 classes, smoothing 0.1", (0.0, 10, 0.1)),
+    ("gap 4.5, 10 classes, smoothing 0.1", (4.5, 10, 0.1)),
+    ("gap 20, 10 classes, smoothing 0.1", (20.0, 10, 0.1)),
+    ("gap 3, 10 classes, smoothing 0", (3.0, 10, 0.0)),
+    ("gap 2, 2 classes, smoothing 0.2", (2.0, 2, 0.2)),
+    ("gap -1, 5 classes, smoothing 0.3", (-1.0, 5, 0.3)),
+]
+
+
+def _gap_loss(gap, num_classes, smoothing, *, share=None, no_logsumexp=False):
+    """Cross-entropy of logits (gap, 0, ..., 0) against the smoothed target of class 0."""
+    gap = float(gap)
+    right = 1 - smoothing + smoothing / num_classes if share is None else share
+    if no_logsumexp:
+        return -right * gap
+    return float(np.logaddexp(gap, math.log(num_classes - 1))) - right * gap
+
+
+def smoothed_loss(fn):
+    """Checks ``fn(gap, num_classes, smoothing) -> float``: the loss
+    ``keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing)`` gives
+    for the logits ``(gap, 0, ..., 0)`` of ``num_classes`` classes when the right class is the
+    first: ``log(exp(gap) + num_classes - 1) - (1 - smoothing + smoothing / num_classes) * gap``."""
+    failed = _callable_or_fail("smoothed_loss", fn)
+    if failed:
+        return failed
+    mistakes = [
+        ("that is the loss without label smoothing: the target of the right class is "
+         "1 - smoothing + smoothing / num_classes, not 1",
+         lambda g, k, s: _gap_loss(g, k, s, share=1.0)),
+        ("Keras spreads smoothing / num_classes over every class, the right one included: the right "
+         "class's target is 1 - smoothing + smoothing / num_classes, not 1 - smoothing",
+         lambda g, k, s: _gap_loss(g, k, s, share=1 - s)),
+        ("the log-softmax of the right class is gap - log(exp(gap) + num_classes - 1): the "
+         "log-sum-exp term is missing (the targets sum to 1, so it enters the loss once)",
+         lambda g, k, s: _gap_loss(g, k, s, no_logsumexp=True)),
+        ("the loss depends on the gap: the smallest loss (the entropy of the smoothed target) is "
+         "reached at one gap only",
+         lambda g, k, s: _gap_loss(math.log((1 - s + s / k) * (k - 1) / (s / k)), k, s) if s > 0 else 0.0),
+    ]
+    return compare("smoothed_loss", fn, _gap_loss, _GAP_CASES, mistakes, atol=1e-6, rtol=1e-5)
