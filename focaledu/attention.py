@@ -3,6 +3,9 @@
 * ``scaled_dot_product_attention``: ``softmax(Q K^T / sqrt(d_k)) V``;
 * ``MultiHeadSelfAttention``: the ViT/timm attention layer, weight-compatible
   with ``keras.layers.MultiHeadAttention`` (see ``to_keras_mha``);
+* ``WindowAttention``: Swin's (shifted) window attention with its relative
+  position bias, the baseline the FocalNet paper compares against
+  (``FocalNetBlock(mixer="window")``);
 * ``SelfAttentionBlock``: a pre-norm ViT block with the same ``(B, H, W, C)``
   interface as ``focaledu.FocalNetBlock``, so chapters can swap the mixer;
 * ``self_attention_1d`` and ``focal_modulation_1d``: tiny single-sequence
@@ -234,6 +237,226 @@ def relative_position_index(height, width):
     offsets = coords[:, :, None] - coords[:, None, :]  # (2, N, N)
     index = (offsets[0] + height - 1) * (2 * width - 1) + offsets[1] + width - 1
     return index.reshape(-1).astype("int32")
+
+
+# --- Swin's window attention: the baseline the FocalNet paper compares against ---
+
+
+def window_plan(height, width, window_size, shift_size=0):
+    """How ``WindowAttention`` tiles a ``height x width`` map: ``(window_h, window_w, shift)``.
+
+    As Swin (``SwinTransformerBlock``): a map whose smaller side is not larger
+    than ``window_size`` is not split into windows of that size. When both
+    sides fit in one window the window is the whole map, ``(height, width)``;
+    when only the smaller side does, the window shrinks to a square of that
+    side. In both cases there is nothing to shift, so ``shift = 0``.
+    Otherwise the windows are ``window_size x window_size`` and the shift is
+    ``shift_size``. The windows must tile the map exactly: we do not pad
+    (Swin v1's detection code pads the map; its classification code, like
+    this one, needs sizes that divide), and raise ``ValueError`` naming
+    ``window_size`` and the map size when they do not.
+    """
+    height = _validate.positive_int("height", height)
+    width = _validate.positive_int("width", width)
+    window_size = _validate.positive_int("window_size", window_size)
+    shift_size = _validate.positive_int("shift_size", shift_size, minimum=0)
+    if height <= window_size and width <= window_size:
+        return height, width, 0
+    if min(height, width) <= window_size:
+        window, shift_size = min(height, width), 0
+    else:
+        window = window_size
+    if height % window or width % window:
+        shrunk = "" if window == window_size else f" (the map's smaller side, {window}, as Swin shrinks the window)"
+        raise ValueError(
+            f"`window_size` must divide the feature map's height and width: {height}x{width} tokens cannot "
+            f"be tiled by {window}x{window} windows{shrunk}; received window_size={window_size!r}. Choose "
+            "a window size that divides both sides (this layer does not pad), or one at least as large as "
+            "the map for a single window."
+        )
+    return window, window, shift_size
+
+
+def shifted_window_mask(height, width, window, shift):
+    """Swin's attention mask for shifted windows: ``(num_windows, window**2, window**2)`` booleans.
+
+    After the map is rolled by ``-shift`` along both axes, the last row and
+    column of windows hold tokens from opposite edges of the image. Swin
+    labels the map in 3 x 3 regions (slices ``[0, -window)``,
+    ``[-window, -shift)``, ``[-shift, end)`` of each axis); two tokens of a
+    window may attend to each other only when they come from the same
+    region. True where query ``i`` may attend to key ``j`` (Swin stores
+    ``-100`` where this is False and adds it to the scores).
+    """
+    labels = np.zeros((height, width), dtype="int32")
+    bounds = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
+    region = 0
+    for rows in bounds:
+        for cols in bounds:
+            labels[rows, cols] = region
+            region += 1
+    windows = labels.reshape(height // window, window, width // window, window).transpose(0, 2, 1, 3)
+    windows = windows.reshape(-1, window * window)
+    return windows[:, :, None] == windows[:, None, :]
+
+
+@keras.saving.register_keras_serializable(package="focaledu")
+class WindowAttention(layers.Layer):
+    """Swin's (shifted) window self-attention on a feature map (Liu et al., 2021).
+
+    The ``H x W`` map is cut into non-overlapping ``M x M`` windows
+    (``M = window_size``) and multi-head self-attention runs inside each
+    window only, with a learned relative position bias: ``N / M^2`` windows
+    of ``M^2`` tokens, so ``4 N C^2 + 2 N M^2 C`` MACs instead of global
+    attention's ``4 N C^2 + 2 N^2 C``: linear in ``N`` for a fixed window.
+
+    With ``shift_size > 0`` (Swin: ``M // 2`` on every second block) the map
+    is first rolled by ``-shift_size`` along height and width, so the windows
+    straddle the previous block's window borders and information crosses
+    them; the roll is undone afterwards. Tokens that the roll brought
+    together from opposite edges of the image are kept apart by Swin's
+    attention mask (``shifted_window_mask``).
+
+    ``window_plan`` says how a map is tiled: a map not larger than the window
+    is one window, unshifted (as Swin); otherwise ``window_size`` must divide
+    the height and the width (no padding), else the layer raises when it is
+    built. With one window covering the whole map, this layer computes
+    exactly ``MultiHeadSelfAttention(relative_position_bias=True)``.
+
+    Names follow Swin: ``qkv`` is one ``Dense(3 * dim)`` whose outputs are q,
+    k, v (each split into heads as ``split_heads`` does), ``proj`` the output
+    projection, and ``relative_position_bias_table`` holds
+    ``(2 M_h - 1)(2 M_w - 1)`` rows (``(2M - 1)^2`` for square windows) of
+    ``num_heads`` biases, read through ``relative_position_index`` of the
+    window.
+
+    Args:
+        dim: channels of the input and output.
+        num_heads: attention heads; must divide ``dim``.
+        window_size: side ``M`` of the square windows.
+        shift_size: cyclic shift of the windows, ``0 <= shift_size < window_size``
+            (Swin: 0 and ``window_size // 2`` on alternate blocks).
+        qkv_bias: biases in ``qkv`` (Swin: True).
+        attn_drop: dropout on the attention weights.
+        proj_drop: dropout after ``proj``.
+
+    Call arguments:
+        x: a feature map ``(B, H, W, dim)`` of a known size; the output has its shape.
+        return_attention_scores: also return the weights
+            ``(B, num_windows, num_heads, M^2, M^2)``, windows in row-major
+            order over the (rolled) map, tokens row-major inside a window.
+    """
+
+    def __init__(self, dim, num_heads=1, window_size=7, shift_size=0, qkv_bias=True, attn_drop=0.0,
+                 proj_drop=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.dim = _validate.positive_int("dim", dim)
+        self.num_heads = _validate.positive_int("num_heads", num_heads)
+        if self.dim % self.num_heads:
+            raise ValueError(
+                f"`num_heads` must divide `dim` so every head gets dim // num_heads channels; "
+                f"received dim={dim!r} and num_heads={num_heads!r}."
+            )
+        self.head_dim = self.dim // self.num_heads
+        self.window_size = _validate.positive_int("window_size", window_size)
+        self.shift_size = _validate.positive_int("shift_size", shift_size, minimum=0)
+        if self.shift_size >= self.window_size:
+            raise ValueError(
+                f"`shift_size` must be smaller than `window_size` (Swin shifts by window_size // 2); "
+                f"received shift_size={shift_size!r} and window_size={window_size!r}."
+            )
+        self.qkv_bias = _validate.boolean("qkv_bias", qkv_bias)
+        self.attn_drop_rate = _validate.rate("attn_drop", attn_drop)
+        self.proj_drop_rate = _validate.rate("proj_drop", proj_drop)
+
+    def build(self, input_shape):
+        if len(input_shape) != 4 or input_shape[-1] != self.dim or None in input_shape[1:3]:
+            raise ValueError(
+                f"WindowAttention(dim={self.dim}) expects feature maps of a known size, shape (batch, "
+                f"height, width, {self.dim}); received shape {tuple(input_shape)}."
+            )
+        self.grid = (int(input_shape[1]), int(input_shape[2]))
+        window_h, window_w, shift = window_plan(*self.grid, self.window_size, self.shift_size)
+        self.window = (window_h, window_w)  # the windows actually used on this map
+        self.shift = shift  # 0 when the map is one window (or as small as one), as in Swin
+        self.num_windows = (self.grid[0] // window_h) * (self.grid[1] // window_w)
+        policy = self.dtype_policy
+        self.qkv = layers.Dense(3 * self.dim, use_bias=self.qkv_bias, name="qkv", dtype=policy)
+        self.attn_drop = layers.Dropout(self.attn_drop_rate, name="attn_drop", dtype=policy)
+        self.proj = layers.Dense(self.dim, name="proj", dtype=policy)
+        self.proj_drop = layers.Dropout(self.proj_drop_rate, name="proj_drop", dtype=policy)
+        self.qkv.build((None, None, self.dim))
+        self.proj.build((None, None, self.dim))
+        self.relative_position_bias_table = self.add_weight(
+            shape=((2 * window_h - 1) * (2 * window_w - 1), self.num_heads),
+            initializer=keras.initializers.TruncatedNormal(stddev=0.02),  # as Swin
+            name="relative_position_bias_table",
+        )
+        self._relative_index = relative_position_index(window_h, window_w)
+        self._mask = shifted_window_mask(*self.grid, window_h, shift) if shift else None
+
+    def position_bias(self):
+        """The ``(num_heads, M^2, M^2)`` relative position bias shared by all windows."""
+        tokens = self.window[0] * self.window[1]
+        bias = ops.take(self.relative_position_bias_table, self._relative_index, axis=0)
+        return ops.transpose(ops.reshape(bias, (tokens, tokens, self.num_heads)), (2, 0, 1))
+
+    def call(self, x, training=None, return_attention_scores=False):
+        _validate.float_input("inputs", x.dtype)
+        if tuple(x.shape[1:3]) != self.grid:
+            raise ValueError(
+                f"This WindowAttention was built for a {self.grid[0]}x{self.grid[1]} map (its windows, "
+                f"mask and position bias depend on it); received inputs of shape {tuple(x.shape)}."
+            )
+        (height, width), (window_h, window_w) = self.grid, self.window
+        tokens = window_h * window_w
+        if self.shift:  # the cyclic shift: token (i, j) moves to (i - s, j - s)
+            x = ops.roll(ops.roll(x, -self.shift, axis=1), -self.shift, axis=2)
+        # (B, H, W, C) -> (B * windows, M^2, C), windows row-major, tokens row-major inside.
+        x = ops.reshape(x, (-1, height // window_h, window_h, width // window_w, window_w, self.dim))
+        x = ops.reshape(ops.transpose(x, (0, 1, 3, 2, 4, 5)), (-1, tokens, self.dim))
+
+        qkv = ops.reshape(self.qkv(x), (-1, tokens, 3, self.num_heads, self.head_dim))
+        q, k, v = ops.unstack(ops.transpose(qkv, (2, 0, 3, 1, 4)), 3, axis=0)  # each (B*nW, heads, M^2, d)
+        scores = ops.matmul(q, ops.swapaxes(k, -1, -2)) * (1.0 / math.sqrt(self.head_dim))
+        scores = scores + ops.cast(self.position_bias(), scores.dtype)
+        scores = ops.reshape(scores, (-1, self.num_windows, self.num_heads, tokens, tokens))
+        if self._mask is not None:  # tokens brought together by the roll do not see each other
+            scores = ops.where(self._mask[None, :, None], scores, MASK_VALUE)
+        weights = ops.softmax(scores, axis=-1)
+        dropped = ops.reshape(self.attn_drop(weights, training=training), (-1, self.num_heads, tokens, tokens))
+        y = merge_heads(ops.matmul(dropped, v))  # (B * windows, M^2, C)
+        y = self.proj_drop(self.proj(y), training=training)
+
+        y = ops.reshape(y, (-1, height // window_h, width // window_w, window_h, window_w, self.dim))
+        y = ops.reshape(ops.transpose(y, (0, 1, 3, 2, 4, 5)), (-1, height, width, self.dim))
+        if self.shift:
+            y = ops.roll(ops.roll(y, self.shift, axis=1), self.shift, axis=2)
+        return (y, weights) if return_attention_scores else y
+
+    def compute_output_spec(self, x, training=None, return_attention_scores=False):
+        y = keras.KerasTensor(x.shape, dtype=self.compute_dtype)
+        if not return_attention_scores:
+            return y
+        height, width = x.shape[1:3]
+        window_h, window_w, _ = window_plan(height, width, self.window_size, self.shift_size)
+        windows = (height // window_h) * (width // window_w)
+        tokens = window_h * window_w
+        shape = (x.shape[0], windows, self.num_heads, tokens, tokens)
+        return y, keras.KerasTensor(shape, dtype=self.compute_dtype)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            dim=self.dim,
+            num_heads=self.num_heads,
+            window_size=self.window_size,
+            shift_size=self.shift_size,
+            qkv_bias=self.qkv_bias,
+            attn_drop=self.attn_drop_rate,
+            proj_drop=self.proj_drop_rate,
+        )
+        return config
 
 
 def to_keras_mha(layer, input_shape=None):

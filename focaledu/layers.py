@@ -428,7 +428,12 @@ class FocalNetBlock(layers.Layer):
     * ``"dwconv"``: ``DepthwiseConvMixer``, the focal layer's depthwise
       convolutions without gates, global context or modulation (sublayer
       ``dwconv``; ``focal_level``, ``focal_window``, ``focal_factor`` set its
-      kernels).
+      kernels);
+    * ``"window"``: ``focaledu.attention.WindowAttention``, Swin's window
+      attention with a relative position bias inside ``window_size x
+      window_size`` windows, shifted by ``shift_size`` (sublayer ``attn``,
+      as in Swin's block; ``FocalNet`` shifts every second block of a stage
+      by ``window_size // 2``, as Swin does).
 
     Only a focal block has gates and a modulator: ``return_modulation=True``
     raises for the other mixers.
@@ -448,13 +453,18 @@ class FocalNetBlock(layers.Layer):
         pre_norm: LayerNorm ``norm1`` before the token mixer (official: True).
             False removes it (``2 * dim`` fewer parameters); it requires
             ``use_postln=False``.
-        mixer: ``"focal"``, ``"attention"`` or ``"dwconv"``.
-        num_heads: attention heads for ``mixer="attention"``; None picks head
-            width 32 (``dim // 32`` heads, as Swin) when 32 divides ``dim``,
-            else one head.
+        mixer: ``"focal"``, ``"attention"``, ``"dwconv"`` or ``"window"``.
+        num_heads: attention heads for ``mixer="attention"`` or ``"window"``;
+            None picks head width 32 (``dim // 32`` heads, as Swin) when 32
+            divides ``dim``, else one head.
+        window_size: window side for ``mixer="window"`` (Swin: 7); it must
+            divide the map's height and width unless the map fits in one
+            window (see ``focaledu.attention.window_plan``).
+        shift_size: cyclic shift of the windows for ``mixer="window"``,
+            ``0 <= shift_size < window_size`` (Swin: 0 or ``window_size // 2``).
     """
 
-    MIXERS = ("focal", "attention", "dwconv")
+    MIXERS = ("focal", "attention", "dwconv", "window")
 
     def __init__(
         self,
@@ -475,6 +485,8 @@ class FocalNetBlock(layers.Layer):
         pre_norm=True,
         mixer="focal",
         num_heads=None,
+        window_size=7,
+        shift_size=0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -495,6 +507,8 @@ class FocalNetBlock(layers.Layer):
         self.pre_norm = _validate.boolean("pre_norm", pre_norm)
         self.mixer = _validate.choice("mixer", mixer, self.MIXERS)
         self.num_heads = _validate.optional_positive_int("num_heads", num_heads)
+        self.window_size = _validate.positive_int("window_size", window_size)
+        self.shift_size = _validate.positive_int("shift_size", shift_size, minimum=0)
         if not self.pre_norm and self.use_postln:
             raise ValueError(
                 "`pre_norm=False` removes the LayerNorm before the token mixer of a pre-norm block; "
@@ -516,14 +530,21 @@ class FocalNetBlock(layers.Layer):
                 global_context=self.global_context,
                 name="modulation",
             )
-        elif self.mixer == "attention":
-            from focaledu.attention import MultiHeadSelfAttention  # attention.py imports this module
+        elif self.mixer in ("attention", "window"):
+            # attention.py imports this module, so import it here.
+            from focaledu.attention import MultiHeadSelfAttention, WindowAttention
 
             heads = self.num_heads or (self.dim // 32 if self.dim % 32 == 0 else 1)
-            self.attn = MultiHeadSelfAttention(
-                self.dim, heads, qkv_bias=True, proj_drop=self.drop_rate, relative_position_bias=True,
-                name="attn",
-            )
+            if self.mixer == "attention":
+                self.attn = MultiHeadSelfAttention(
+                    self.dim, heads, qkv_bias=True, proj_drop=self.drop_rate, relative_position_bias=True,
+                    name="attn",
+                )
+            else:
+                self.attn = WindowAttention(
+                    self.dim, heads, window_size=self.window_size, shift_size=self.shift_size, qkv_bias=True,
+                    proj_drop=self.drop_rate, name="attn",
+                )
         else:
             self.dwconv = DepthwiseConvMixer(
                 self.dim,
@@ -540,8 +561,8 @@ class FocalNetBlock(layers.Layer):
 
     @property
     def token_mixer(self):
-        """The mixer sublayer: ``modulation``, ``attn`` or ``dwconv``, as ``mixer`` says."""
-        return {"focal": self.modulation, "attention": self.attn, "dwconv": self.dwconv}[self.mixer]
+        """The mixer sublayer: ``modulation``, ``attn`` (attention or window) or ``dwconv``, as ``mixer`` says."""
+        return {"focal": self.modulation, "dwconv": self.dwconv}.get(self.mixer, self.attn)
 
     def build(self, input_shape):
         _validate.channels_last_input("FocalNetBlock", self.dim, input_shape)
@@ -597,5 +618,7 @@ class FocalNetBlock(layers.Layer):
             pre_norm=self.pre_norm,
             mixer=self.mixer,
             num_heads=self.num_heads,
+            window_size=self.window_size,
+            shift_size=self.shift_size,
         )
         return config

@@ -26,10 +26,13 @@ class FocalNet(keras.Model):
     evaluates them. No tensor is stored on a layer during ``call``.
 
     The ablation switches of Chapter 10 (``gating``, ``global_context``,
-    ``pre_norm``, ``mixer``, ``num_heads``) are passed to every block; their
-    defaults are the official model. With ``mixer="attention"`` or
-    ``"dwconv"`` the blocks have no gates or modulator, so
-    ``modulation_outputs`` is empty (``block_names`` still lists every block).
+    ``pre_norm``, ``mixer``, ``num_heads``, ``window_size``) are passed to
+    every block; their defaults are the official model. With
+    ``mixer="attention"``, ``"dwconv"`` or ``"window"`` the blocks have no
+    gates or modulator, so ``modulation_outputs`` is empty (``block_names``
+    still lists every block). With ``mixer="window"`` (Swin's window
+    attention) the odd blocks of each stage (``layers_{i}_blocks_1``, ``_3``,
+    ...) shift their windows by ``window_size // 2``, as Swin does.
 
     Args:
         image_size: int or ``(height, width)``; divisible by
@@ -56,9 +59,14 @@ class FocalNet(keras.Model):
         gating: learned gates (True) or uniform gates of 1 (see ``FocalModulation``).
         global_context: keep the global level of the modulation.
         pre_norm: LayerNorm before the token mixer of each block (see ``FocalNetBlock``).
-        mixer: the blocks' token mixer, ``"focal"``, ``"attention"`` or ``"dwconv"``.
-        num_heads: attention heads per stage for ``mixer="attention"``; None:
-            head width 32 (see ``FocalNetBlock``).
+        mixer: the blocks' token mixer, ``"focal"``, ``"attention"``, ``"dwconv"``
+            or ``"window"``.
+        num_heads: attention heads per stage for ``mixer="attention"`` or
+            ``"window"``; None: head width 32 (see ``FocalNetBlock``).
+        window_size: window side for ``mixer="window"``, the same in every
+            stage as in Swin (Swin-T: 7 at 224 x 224). It must divide each
+            stage's feature map unless the map fits in one window (e.g. 4 for
+            ``focalnet_cifar_tiny``'s 8 x 8, 4 x 4 and 2 x 2 maps).
     """
 
     def __init__(
@@ -87,6 +95,7 @@ class FocalNet(keras.Model):
         pre_norm=True,
         mixer="focal",
         num_heads=None,
+        window_size=7,
         name="focalnet",
         **kwargs,
     ):
@@ -110,6 +119,7 @@ class FocalNet(keras.Model):
         if num_heads is not None:
             num_heads = [_validate.positive_int("num_heads", n)
                          for n in _validate.per_stage("num_heads", num_heads, num_stages)]
+        window_size = _validate.positive_int("window_size", window_size)
         if use_conv_embed and patch_size != 4:
             raise ValueError(
                 "With use_conv_embed=True the stem is the official 7x7 stride-4 convolution, so "
@@ -121,6 +131,18 @@ class FocalNet(keras.Model):
                 f"`image_size` must be divisible by patch_size * 2**(len(depths) - 1) = {stride} "
                 f"(patch_size={patch_size}, {num_stages} stages); received image_size={image_size!r}."
             )
+        if mixer == "window":  # fail here, naming the stage, rather than inside the graph construction
+            from focaledu.attention import window_plan
+
+            for i in range(num_stages):
+                side_h, side_w = height // patch_size // 2**i, width // patch_size // 2**i
+                try:
+                    window_plan(side_h, side_w, window_size)
+                except ValueError as error:
+                    raise ValueError(
+                        f"With mixer='window', stage {i} of this FocalNet has a {side_h}x{side_w} feature map "
+                        f"(image_size={image_size!r}, patch_size={patch_size}). {error}"
+                    ) from None
 
         inputs = keras.Input((height, width, in_chans), name="images")
         x = PatchEmbedding(embed_dim, patch_size, use_conv_embed, use_norm=patch_norm, name="stem")(inputs)
@@ -150,6 +172,8 @@ class FocalNet(keras.Model):
                     pre_norm=pre_norm,
                     mixer=mixer,
                     num_heads=None if num_heads is None else num_heads[i],
+                    window_size=window_size,
+                    shift_size=window_size // 2 if j % 2 else 0,  # Swin: every second block shifted
                     name=f"layers_{i}_blocks_{j}",
                 )
                 block_names.append(block.name)
@@ -189,6 +213,7 @@ class FocalNet(keras.Model):
         self.pre_norm = pre_norm
         self.mixer = mixer
         self.num_heads = num_heads
+        self.window_size = window_size
 
     def call(self, inputs, training=None, mask=None):
         # The functional graph would silently cast uint8 images to float32 and
@@ -233,6 +258,7 @@ class FocalNet(keras.Model):
             "pre_norm": self.pre_norm,
             "mixer": self.mixer,
             "num_heads": None if self.num_heads is None else list(self.num_heads),
+            "window_size": self.window_size,
         }
 
     @classmethod
