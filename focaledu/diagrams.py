@@ -49,14 +49,14 @@ def _canvas(width, height, title):
     return fig, ax
 
 
-def _box(ax, x, y, w, h, text, edge=INK, fill=FILL, fontsize=10, dashed=False, **text_kw):
+def _box(ax, x, y, w, h, text, edge=INK, fill=FILL, fontsize=10, dashed=False):
     """A rounded box centred on ``(x, y)`` with ``text`` in it."""
     ax.add_patch(patches.FancyBboxPatch(
         (x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0,rounding_size=0.07", facecolor=fill,
         edgecolor=edge, linewidth=1.4, linestyle="--" if dashed else "-",
     ))
     ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, color=OFF if dashed else INK,
-            linespacing=1.3, **text_kw)
+            linespacing=1.3)
 
 
 def _circle(ax, x, y, symbol, radius=0.16, edge=INK):
@@ -65,11 +65,10 @@ def _circle(ax, x, y, symbol, radius=0.16, edge=INK):
     ax.text(x, y, symbol, ha="center", va="center", fontsize=11, zorder=4)
 
 
-def _arrow(ax, start, end, color=INK, lw=1.3, style="-|>", rad=0.0, **kw):
-    """An arrow from ``start`` to ``end`` (points in data coordinates)."""
+def _arrow(ax, start, end, color=INK, lw=1.3):
+    """A straight arrow from ``start`` to ``end`` (points in data coordinates)."""
     ax.annotate("", xy=end, xytext=start, arrowprops=dict(
-        arrowstyle=style, color=color, lw=lw, shrinkA=0, shrinkB=0, mutation_scale=11,
-        connectionstyle=f"arc3,rad={rad}", **kw))
+        arrowstyle="-|>", color=color, lw=lw, shrinkA=0, shrinkB=0, mutation_scale=11))
 
 
 def _rim(start, center, radius):
@@ -107,6 +106,21 @@ def _region(ax, top, left, height, width, color, fill=True, lw=2.0, dashed=False
 
 def _query(ax, row, col):
     ax.add_patch(patches.Rectangle((col - 0.5, row - 0.5), 1, 1, facecolor=QUERY_COLOR, edgecolor="none", zorder=3))
+
+
+def _focal_levels(ax, layer, height, width):
+    """A token grid with the receptive field of every level of ``layer`` around the centre token."""
+    row, col = height // 2, width // 2
+    masks = receptive.receptive_field_mask(height, width, (row, col), layer.focal_level, layer.focal_window,
+                                           layer.focal_factor)
+    _grid(ax, height, width)
+    for level in range(layer.focal_level, 0, -1):  # largest first, so the smaller ones stay visible
+        rows, cols = masks[level - 1].nonzero()
+        _region(ax, rows.min(), cols.min(), rows.max() - rows.min() + 1, cols.max() - cols.min() + 1,
+                _level_color(level, layer.focal_level))
+    if layer.global_context:
+        _region(ax, 0, 0, height, width, GLOBAL_COLOR, fill=False, lw=2.5, dashed=True)
+    _query(ax, row, col)
 
 
 def _level_color(level, levels):
@@ -162,7 +176,7 @@ def attention_vs_modulation():
 
     Both panels follow one query token ``x_i`` of a sequence of seven tokens.
     """
-    fig, ax = _canvas(10, 4.9, "Same job, opposite order")
+    fig, ax = _canvas(10, 4.9, "Self-attention and focal modulation: same job, opposite order")
     tokens, query, step = 7, 3, 0.36
     y_tokens, y_mid, y_out = 0.75, 2.25, 3.65
 
@@ -176,7 +190,7 @@ def attention_vs_modulation():
 
     for x0, name, order in ((2.45, "Self-attention", "interaction, then aggregation"),
                             (7.55, "Focal modulation", "aggregation, then interaction")):
-        ax.text(x0, 4.3, f"{name}:\n{order}", ha="center", va="center", fontsize=11, weight="bold")
+        ax.text(x0, 4.22, f"{name}:\n{order}", ha="center", va="center", fontsize=11, weight="bold")
     ax.plot([5.05, 5.05], [0.3, 4.6], color="#d0d0d0", lw=1)
     for x0 in (0.55, 5.6):
         for j in range(tokens):
@@ -227,7 +241,7 @@ def attention_vs_modulation():
     for index, text in enumerate(("level 1: the nearest tokens", "level 2: a wider window")):
         ax.text(x_text, y_mid - 1.3 - 0.22 * index, text, ha="left", va="top", fontsize=9, color=LEVEL_COLORS[index])
     ax.text(x_text, y_mid - 1.74, "global: all tokens", ha="left", va="top", fontsize=9)
-    caption(x_text, y_out + 0.05, "2. interaction", "$y_i = q_i \\odot m_i$: each query\nmeets only its own context")
+    caption(x_text, y_out + 0.05, "2. interaction", "$y_i = q_i \\odot m_i$: each query\nmeets only its own\ncontext, element-wise")
     return fig
 
 
@@ -242,20 +256,9 @@ def receptive_fields(layer, grid=None):
     layer = _modulation("layer", layer)
     kernels, fields = _fields(layer)
     height, width = _grid_size("grid", fields[-1] + 2 if grid is None else grid)
-    center = (height // 2, width // 2)
-    masks = receptive.receptive_field_mask(height, width, center, layer.focal_level, layer.focal_window,
-                                           layer.focal_factor)
     fig, ax = _canvas(9.5, 5.2, f"Hierarchical contextualization: {layer.focal_level} levels on a grid "
                                 f"of {height}×{width} tokens")
-    grid_ax = fig.add_axes((0.02, 0.03, 0.46, 0.84))
-    _grid(grid_ax, height, width)
-    for level in range(layer.focal_level, 0, -1):  # largest first, so the smaller ones stay on top
-        rows, cols = masks[level - 1].nonzero()
-        _region(grid_ax, rows.min(), cols.min(), rows.max() - rows.min() + 1, cols.max() - cols.min() + 1,
-                _level_color(level, layer.focal_level))
-    if layer.global_context:
-        _region(grid_ax, 0, 0, height, width, GLOBAL_COLOR, fill=False, lw=2.5, dashed=True)
-    _query(grid_ax, *center)
+    _focal_levels(fig.add_axes((0.02, 0.03, 0.46, 0.84)), layer, height, width)
 
     x, y = 4.9, 4.2
     ax.add_patch(patches.Rectangle((x, y - 0.1), 0.2, 0.2, facecolor=QUERY_COLOR))
@@ -448,7 +451,8 @@ def focalnet_block(block):
     C, rate = block.dim, block.drop_path_rate
     height = 5.7
     y_in = height - 1.15
-    fig, ax = _canvas(9.5, height, f"FocalNetBlock: dim {C}, {'post' if block.use_postln else 'pre'}-norm")
+    norm = "post-norm" if block.use_postln else "pre-norm" if block.pre_norm else "no norm before the mixer"
+    fig, ax = _canvas(9.5, height, f"FocalNetBlock: dim {C}, {norm}")
 
     def branch(x, norm, body, gamma):
         layer = getattr(block, norm)
@@ -470,7 +474,7 @@ def focalnet_block(block):
             _arrow(ax, (x, y + 0.56), (x, y + (0.16 if index == len(steps) - 1 else 0.24)))
         _circle(ax, x, y, "+")
         # The residual: from the branch input, around the left of the boxes, into the sum.
-        y_split = y_in - 0.45
+        y_split = y_in - 0.36
         _line(ax, [(x, y_split), (x - 1.75, y_split), (x - 1.75, y)])
         ax.plot(x, y_split, "o", color=INK, markersize=4)
         _arrow(ax, (x - 1.75, y), (x - 0.16, y))
@@ -518,7 +522,7 @@ def network(model):
     entries = [model.get_layer("stem")] + [model.get_layer(f"layers_{i}_downsample") for i in list(stages)[1:]]
     maps = [tuple(layer.output.shape[1:]) for layer in entries]  # (H, W, C) each stage works on
     n = len(stages)
-    w_stage, gap, w_ds = 1.1, 0.32, 0.75
+    w_stage, gap, w_ds = 1.2, 0.32, 0.7
     width = 0.2 + 0.8 + gap + 1.15 + gap + n * w_stage + (n - 1) * w_ds + 0.2
     height = 4.6
     width = max(width, 6.0)
@@ -595,9 +599,7 @@ def window_vs_focal(layer, grid, window_size):
         raise ValueError(f"`window_size` must be a positive int; received window_size={window_size!r}.")
     window_h, window_w, shift = window_plan(height, width, window_size, window_size // 2)
     row, col = height // 2, width // 2
-    kernels, fields = _fields(layer)
-    masks = receptive.receptive_field_mask(height, width, (row, col), layer.focal_level, layer.focal_window,
-                                           layer.focal_factor)
+    _, fields = _fields(layer)
     fig, ax = _canvas(10, 4.6, f"What one query sees on a grid of {height}×{width} tokens")
     panels = [fig.add_axes((0.015 + 0.33 * i, 0.22, 0.3, 0.64)) for i in range(3)]
 
@@ -620,25 +622,17 @@ def window_vs_focal(layer, grid, window_size):
         return rows * cols
 
     seen = windows(panels[0], 0, f"window attention, {window_h}×{window_w} windows")
-    lines = [f"the query attends to the {seen} tokens", "of its window, wherever it sits in it"]
-    seen_shifted = windows(panels[1], shift, f"shifted windows (shift {shift})")
-    lines_shifted = [f"next block: {seen_shifted} tokens of its shifted", "window (Swin masks wrapped parts)"]
-    if not shift:
-        lines_shifted = ["no shift: a window that covers", "the whole map needs none"]
-    panel = panels[2]
-    _grid(panel, height, width)
-    for level in range(layer.focal_level, 0, -1):
-        rows, cols = masks[level - 1].nonzero()
-        _region(panel, rows.min(), cols.min(), rows.max() - rows.min() + 1, cols.max() - cols.min() + 1,
-                _level_color(level, layer.focal_level))
-    if layer.global_context:
-        _region(panel, 0, 0, height, width, GLOBAL_COLOR, fill=False, lw=2.5, dashed=True)
-    _query(panel, row, col)
-    panel.set_title(f"focal modulation, {layer.focal_level} levels" + (" + global" if layer.global_context else ""),
-                    fontsize=10)
-    for index, text_lines in enumerate((lines, lines_shifted)):
-        ax.text(0.15 + 3.3 * (index + 0.5) - 0.15, 0.75, "\n".join(text_lines), ha="center", va="top", fontsize=9,
-                linespacing=1.4)
+    captions = [[f"the query attends to the {seen} tokens", "of its window, wherever it sits in it"]]
+    seen = windows(panels[1], shift, f"shifted windows (shift {shift})")
+    if shift:
+        captions.append([f"next block: {seen} tokens of its shifted", "window (Swin masks wrapped parts)"])
+    else:
+        captions.append(["no shift: a window that covers", "the whole map needs none"])
+    _focal_levels(panels[2], layer, height, width)
+    panels[2].set_title(f"focal modulation, {layer.focal_level} levels"
+                        + (" + global" if layer.global_context else ""), fontsize=10)
+    for index, lines in enumerate(captions):
+        ax.text(1.5 + 3.3 * index, 0.75, "\n".join(lines), ha="center", va="top", fontsize=9, linespacing=1.4)
     items = [(f"level {l + 1}: {r}×{r}", _level_color(l + 1, layer.focal_level)) for l, r in enumerate(fields)]
     if layer.global_context:
         items.append((f"level {layer.focal_level + 1}: all {height * width}", GLOBAL_COLOR))
