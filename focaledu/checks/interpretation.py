@@ -4,6 +4,7 @@ Each check compares the learner's function with ``focaledu.interpret`` on
 seeded random gates, modulators and maps, and names the typical mistakes it
 recognises: ``np.tile`` instead of ``np.repeat``, the channel mean instead of
 the norm, an argmax of the absolute gates, a division by the maximum only, ...
+``dominant_level_prediction`` checks a prediction against the measured gates.
 
     >>> from focaledu import checks
     >>> checks.upsample_nearest(my_upsample_nearest)
@@ -12,9 +13,9 @@ the norm, an argmax of the absolute gates, a division by the maximum only, ...
 import numpy as np
 
 from focaledu import interpret
-from focaledu.checks._core import compare
+from focaledu.checks._core import CheckResult, compare
 
-__all__ = ["upsample_nearest", "modulator_norm", "dominant_level", "normalize_map"]
+__all__ = ["upsample_nearest", "modulator_norm", "dominant_level", "normalize_map", "dominant_level_prediction"]
 
 
 def _rng(seed):
@@ -56,8 +57,8 @@ def modulator_norm(fn):
     ]
     mistakes = [
         (
-            "you took the channel mean (the tutorial's choice): signed channels cancel out; "
-            "take the Euclidean norm over the channels",
+            "you took the channel mean: signed channels cancel out; take the Euclidean norm over the "
+            "channels (as the keras.io tutorial's display_grid does with tf.norm)",
             lambda m: np.mean(m, axis=-1),
         ),
         ("you returned the squared norm: take the square root", lambda m: np.sum(np.square(m), axis=-1)),
@@ -123,3 +124,26 @@ def normalize_map(fn):
     if not callable(fn):
         return compare("normalize_map", fn, interpret.normalize_map, cases)
     return compare("normalize_map", _nan_as_sentinel(fn), interpret.normalize_map, cases, mistakes)
+
+
+def dominant_level_prediction(prediction, gates):
+    """Checks ``prediction``, a level numbered from 1 (level 1) to ``L + 1`` (the global level):
+    is it the level whose gate is largest at the most positions of ``gates`` ``(..., L + 1)``?
+
+    The message gives the measured share of positions each level wins, right or wrong.
+    """
+    name = "dominant_level_prediction"
+    gates = np.asarray(gates)
+    levels = gates.shape[-1]
+    if isinstance(prediction, bool) or not isinstance(prediction, (int, np.integer)) \
+            or not 1 <= prediction <= levels:
+        return CheckResult(name, False, f"predict a level from 1 to {levels} ({levels} is the global level); "
+                                        f"got {prediction!r}.")
+    share = np.bincount(interpret.dominant_level(gates).ravel(), minlength=levels) / gates[..., 0].size
+    winner = int(np.argmax(share)) + 1
+    measured = ", ".join(f"level {i + 1}{' (global)' if i == levels - 1 else ''} {s:.0%}"
+                         for i, s in enumerate(share))
+    if prediction == winner:
+        return CheckResult(name, True, f"level {winner} has the largest gate at most positions ({measured}).")
+    return CheckResult(name, False, f"you predicted level {prediction}, but level {winner} has the largest gate "
+                                    f"at most positions ({measured}).")
