@@ -14,7 +14,8 @@ import numpy as np
 
 from focaledu.checks._core import CheckResult, compare
 
-__all__ = ["ablated_aggregation", "mixer_params", "matched_hidden_width", "accuracy_z_score"]
+__all__ = ["ablated_aggregation", "mixer_params", "matched_hidden_width", "accuracy_z_score",
+           "significance_prediction"]
 
 
 def _callable_or_fail(name, fn):
@@ -214,3 +215,46 @@ def accuracy_z_score(fn):
          lambda *a: _z(*a, pooled=True)),
     ]
     return compare("accuracy_z_score", fn, _z, _Z_CASES, mistakes, atol=1e-6, rtol=1e-6)
+
+
+# --------------------------------------------------------------------------
+# A prediction, then the measurement: which differences are past |z| = 2?
+# --------------------------------------------------------------------------
+
+
+def significance_prediction(prediction, accuracies, n, baseline="baseline", threshold=2.0):
+    """Checks ``prediction``, ``{variant: True or False}``: does the variant's test accuracy differ
+    from the baseline's by at least ``threshold`` standard errors?
+
+    ``accuracies`` maps every variant of ``prediction`` and ``baseline`` to a test accuracy
+    measured on ``n`` images; the z-score is :func:`_z` (independent binomial errors). The
+    message gives every variant's difference and z-score, so a wrong prediction shows by how
+    much it was off.
+    """
+    name = "significance_prediction"
+    if not isinstance(prediction, dict) or not prediction:
+        return CheckResult(name, False, "expected a dict {variant: True or False}, e.g. "
+                                        "{'uniform_gates': True, 'levels_3': False}.")
+    missing = [v for v in [baseline, *prediction] if v not in accuracies]
+    if missing:
+        return CheckResult(name, False, f"no accuracy for {', '.join(map(repr, missing))}: "
+                                        f"known variants are {', '.join(map(repr, accuracies))}.")
+    undecided = [v for v, p in prediction.items() if not isinstance(p, (bool, np.bool_))]
+    if undecided:
+        return CheckResult(name, False, f"predict True or False for {', '.join(map(repr, undecided))} "
+                                        "before computing the z-scores.")
+    base = accuracies[baseline]
+    lines, wrong = [], []
+    for variant, predicted in prediction.items():
+        z = _z(accuracies[variant], base, n)
+        actual = abs(z) >= threshold
+        lines.append(f"{variant}: {100 * (accuracies[variant] - base):+.2f} points, z = {z:+.2f}")
+        if bool(predicted) != actual:
+            wrong.append(f"{variant} is {'past' if actual else 'inside'} |z| = {threshold:g}")
+    measured = "; ".join(lines)
+    if wrong:
+        return CheckResult(name, False, f"{'; '.join(wrong)}. Measured on {n:,} images: {measured}. "
+                                        f"|z| = {threshold:g} needs a difference of about {threshold:g} "
+                                        "times the standard error sqrt(a(1 - a)/n + b(1 - b)/n).")
+    return CheckResult(name, True, f"all {len(prediction)} predictions hold. Measured on {n:,} images: "
+                                   f"{measured}. This is test-set noise only: a second seed adds more.")
