@@ -59,6 +59,16 @@ def tutorial_recipe(epochs=25, mixed_precision=None, accumulate=4):
     )
 
 
+def _length_note(args) -> str:
+    """How the run's length relates to the tutorial's 25 epochs, for the results file's notes."""
+    if args.minutes:
+        return ("; partial: --minutes sized the run (epochs, budget), the tutorial's schedule shape (15 % "
+                "warm-up, cosine to 0) compressed into those epochs instead of its 25")
+    if args.epochs < 25:
+        return f"; partial: {args.epochs} of the tutorial's 25 epochs, the schedule compressed into them"
+    return "" if args.epochs == 25 else f"; {args.epochs} epochs, more than the tutorial's 25"
+
+
 def main(argv=None):
     p = _common.parser(__doc__.splitlines()[0], epochs=25)
     p.add_argument("--mixed-precision", choices=["float16", "bfloat16"], default=None)
@@ -70,9 +80,7 @@ def main(argv=None):
         "cifar10_tutorial_config", "keras_io_tutorial", recipe, args,
         notes="keras.io tutorial schedule on the official block; crop+flip at 32 then resize to 48; "
               f"updates of 1024 images as {args.accumulate} accumulated batches of {1024 // args.accumulate}"
-              + ("; partial: --minutes sized the run (epochs, budget), the tutorial's schedule shape (15 % "
-                 "warm-up, cosine to 0) compressed into those epochs instead of its 25" if args.minutes
-                 else "" if args.epochs == 25 else f"; {args.epochs} epochs, not the tutorial's 25"),
+              + _length_note(args),
         warmup_fraction=0.15,
     )
 
