@@ -46,6 +46,27 @@ def modulator_with_gates(layer, x, gate_weights):
     return layer.h(total)
 
 
+def _controls_layout():
+    """Sizes that keep every slider's value readout visible next to a wide figure.
+
+    Without them the ``HBox`` shrinks the column of sliders to make room for
+    the figure and the readouts end up under it ("1.(" for 1.00, seen in
+    JupyterLab 4 with ipywidgets 8). The column keeps its width
+    (``flex: 0 0 auto``), each slider is wide enough for its label, track
+    and readout, and the labels share one width so the tracks line up. The
+    ``HBox`` wraps, so on a narrow page the figure goes below the sliders.
+    Works with ipywidgets 7.7 (Colab) and 8.x.
+    """
+    import ipywidgets as widgets
+
+    return {
+        "style": {"description_width": "125px"},
+        "slider": lambda: widgets.Layout(width="400px"),
+        "column": widgets.Layout(flex="0 0 auto", min_width="410px"),
+        "row": widgets.Layout(flex_flow="row wrap", align_items="flex-start"),
+    }
+
+
 def _show(output, fig):
     """Replaces what ``output`` shows with ``fig``."""
     import matplotlib.pyplot as plt
@@ -74,13 +95,18 @@ def receptive_field_explorer(image=None, patch_size=4, max_level=5, pixel=None):
     image = sample_image((224, 224)) if image is None else np.asarray(image)
     height, width = image.shape[:2]
     row, col = pixel if pixel is not None else (height // 2, width // 2)
-    style = {"description_width": "initial"}
+    sizes = _controls_layout()
+
+    def slider(value, description, **kwargs):
+        return widgets.IntSlider(value, description=description, style=sizes["style"], layout=sizes["slider"](),
+                                 **kwargs)
+
     sliders = {
-        "focal_level": widgets.IntSlider(2, min=1, max=max_level, description="focal_level", style=style),
-        "focal_window": widgets.IntSlider(3, min=1, max=11, step=2, description="focal_window", style=style),
-        "focal_factor": widgets.IntSlider(2, min=0, max=8, step=2, description="focal_factor", style=style),
-        "row": widgets.IntSlider(row, min=0, max=height - 1, description="pixel row", style=style),
-        "col": widgets.IntSlider(col, min=0, max=width - 1, description="pixel column", style=style),
+        "focal_level": slider(2, "focal_level", min=1, max=max_level),
+        "focal_window": slider(3, "focal_window", min=1, max=11, step=2),
+        "focal_factor": slider(2, "focal_factor", min=0, max=8, step=2),
+        "row": slider(row, "pixel row", min=0, max=height - 1),
+        "col": slider(col, "pixel column", min=0, max=width - 1),
     }
     output = widgets.Output()
 
@@ -96,8 +122,8 @@ def receptive_field_explorer(image=None, patch_size=4, max_level=5, pixel=None):
     for slider in sliders.values():
         slider.observe(draw, names="value")
     draw()
-    controls = widgets.VBox(list(sliders.values()))
-    box = widgets.HBox([controls, output])
+    controls = widgets.VBox(list(sliders.values()), layout=sizes["column"])
+    box = widgets.HBox([controls, output], layout=sizes["row"])
     box.sliders = sliders  # for tests and scripted use
     return box
 
@@ -119,12 +145,12 @@ def gate_explorer(layer, x, image, max_weight=2.0, reduce="norm", index=0):
     import ipywidgets as widgets
 
     levels = layer.focal_level + 1
-    style = {"description_width": "initial"}
+    sizes = _controls_layout()
     sliders = [
         widgets.FloatSlider(
-            1.0, min=0.0, max=max_weight, step=0.05,
+            1.0, min=0.0, max=max_weight, step=0.05, readout_format=".2f",
             description=f"gate {level + 1}" + (" (global)" if level == levels - 1 else "") + " ×",
-            style=style,
+            style=sizes["style"], layout=sizes["slider"](),
         )
         for level in range(levels)
     ]
@@ -141,7 +167,7 @@ def gate_explorer(layer, x, image, max_weight=2.0, reduce="norm", index=0):
     for slider in sliders:
         slider.observe(draw, names="value")
     draw()
-    box = widgets.HBox([widgets.VBox(sliders), output])
+    box = widgets.HBox([widgets.VBox(sliders, layout=sizes["column"]), output], layout=sizes["row"])
     box.sliders = sliders
     return box
 

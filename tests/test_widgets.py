@@ -78,3 +78,21 @@ def test_gate_explorer_redraws(drawn):
     np.testing.assert_allclose(shown, np.linalg.norm(modulator[0], axis=-1), rtol=1e-4)
     box.sliders[1].value = 0.0
     assert len(drawn) == 2 and "(1, 0, 1)" in drawn[-1]._suptitle.get_text()
+
+
+def test_slider_readouts_keep_their_room(drawn):
+    """Next to a wide figure the HBox used to squeeze the sliders and hide their readouts ("1.(" for 1.00)."""
+    layer, x, _ = _layer()
+    image = np.random.default_rng(0).random((32, 36, 3))
+    for box, sliders in [
+        (box := widgets.gate_explorer(layer, x, image), box.sliders),
+        (box := widgets.receptive_field_explorer(image, patch_size=4), list(box.sliders.values())),
+    ]:
+        column, _ = box.children
+        assert column.layout.flex == "0 0 auto" and column.layout.min_width
+        assert box.layout.flex_flow == "row wrap"
+        widths = {slider.style.description_width for slider in sliders}
+        assert len(widths) == 1 and widths.pop().endswith("px")  # one label width: the tracks line up
+        for slider in sliders:
+            assert int(slider.layout.width.rstrip("px")) <= int(column.layout.min_width.rstrip("px"))
+    assert all(slider.readout_format == ".2f" for slider in widgets.gate_explorer(layer, x, image).sliders)
