@@ -18,8 +18,8 @@ plus ~20 s of validation, testing on all 10,000 test images and tracing: about
 and the depthwise-convolution mixer are slower, so expect about 30-35 minutes
 for the nine runs with one seed; ``--seeds 0,1`` doubles it. Two epochs rank
 the variants early in training, not at convergence: differences below about
-1 point (the binomial noise of 10,000 test images is +-0.5 point, seeds
-add more) are not significant.
+1.4 points (two standard errors of a difference of two accuracies on 10,000
+test images; seeds add more) are not significant.
 
     .venv/bin/python benchmarks/ablations.py                        # ~35 min on 2 cores, seed 0
     .venv/bin/python benchmarks/ablations.py --variants baseline,attention --seeds 0,1

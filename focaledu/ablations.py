@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -45,11 +46,13 @@ __all__ = [
     "merge_run",
     "model_config",
     "parameter_counts",
+    "plot_differences",
     "plot_results",
     "results_table",
     "run_variant",
     "summarize",
     "variant",
+    "z_score",
 ]
 
 PRESET = "focalnet_cifar_tiny"
@@ -284,8 +287,9 @@ def summarize(results: dict) -> list[dict]:
     Each row: ``variant``, ``description``, ``parameters``, ``seeds``,
     ``test_accuracy`` (mean), ``test_accuracy_std`` (over seeds; 0 for one),
     ``delta`` (minus the baseline's mean, None without a baseline),
+    ``z`` (of that difference, :func:`z_score`; None for the baseline),
     ``train_seconds`` (mean), ``images_per_second`` (mean), ``epochs``,
-    ``train_images`` and ``source_label``.
+    ``train_images``, ``test_images`` and ``source_label``.
     """
     by_variant: dict[str, list[dict]] = {}
     for run in results.get("runs", []):
@@ -308,12 +312,24 @@ def summarize(results: dict) -> list[dict]:
             "images_per_second": float(np.mean([r["images_per_second"] for r in runs])),
             "epochs": runs[0]["settings"]["epochs"],
             "train_images": runs[0]["settings"]["images_per_epoch"],
+            "test_images": runs[0]["test_images"],
             "source_label": runs[0]["data"]["source_label"],
         })
     base = next((r["test_accuracy"] for r in rows if r["variant"] == "baseline"), None)
     for row in rows:
         row["delta"] = None if base is None else row["test_accuracy"] - base
+        compare = base is not None and row["variant"] != "baseline"
+        row["z"] = z_score(row["test_accuracy"], base, row["test_images"]) if compare else None
     return rows
+
+
+def z_score(acc_a, acc_b, n):
+    """z of the difference ``acc_a - acc_b`` of two accuracies, each measured on ``n`` images.
+
+    Each accuracy keeps its own binomial variance ``a (1 - a) / n``; the noise of
+    training (another seed) is not in it.
+    """
+    return (acc_a - acc_b) / math.sqrt(acc_a * (1 - acc_a) / n + acc_b * (1 - acc_b) / n)
 
 
 def _plural(n, word):
@@ -323,22 +339,51 @@ def _plural(n, word):
 def results_table(results: dict) -> str:
     """A plain-text table of :func:`summarize`, with each run's settings.
 
-    Columns: parameters, epochs, images trained on per epoch, seeds, test
-    accuracy (mean +- std over seeds), its difference to the baseline in
-    percentage points, ``model.fit`` seconds and training images per second.
+    Columns: parameters, epochs, images trained on per epoch, runs (one per
+    seed), test accuracy (mean +- std over seeds), its difference to the
+    baseline in percentage points and that difference's z-score,
+    ``model.fit`` seconds and training images per second.
     """
     rows = summarize(results)
-    lines = [f"{'variant':14s} {'parameters':>10s} {'epochs':>6s} {'imgs/ep':>7s} {'seeds':>6s} "
-             f"{'test acc':>8s} {'vs base':>8s} {'train s':>8s} {'img/s':>6s}"]
+    lines = [f"{'variant':14s} {'parameters':>10s} {'epochs':>6s} {'imgs/ep':>7s} {'runs':>4s} "
+             f"{'test acc':>8s} {'vs base':>8s} {'z':>6s} {'train s':>8s} {'img/s':>6s}"]
     for r in rows:
-        delta = "" if r["delta"] is None or r["variant"] == "baseline" else f"{100 * r['delta']:+5.1f} pt"
+        delta = "" if r["z"] is None else f"{100 * r['delta']:+5.1f} pt"
+        z = "" if r["z"] is None else f"{r['z']:+.1f}"
         acc = f"{100 * r['test_accuracy']:.1f}%"
         if len(r["seeds"]) > 1:
             acc += f" +-{100 * r['test_accuracy_std']:.1f}"
         lines.append(f"{r['variant']:14s} {r['parameters']:10,d} {r['epochs']:6d} {r['train_images']:7d} "
-                     f"{','.join(map(str, r['seeds'])):>6s} {acc:>8s} {delta:>8s} {r['train_seconds']:8.0f} "
+                     f"{len(r['seeds']):4d} {acc:>8s} {delta:>8s} {z:>6s} {r['train_seconds']:8.0f} "
                      f"{r['images_per_second']:6.0f}")
     return "\n".join(lines)
+
+
+def plot_differences(results: dict, ax=None):
+    """Each variant's test accuracy minus the baseline's, in points, with the band of
+    two standard errors of a difference (test-set noise only). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in summarize(results) if r["z"] is not None]
+    if not rows:
+        raise ValueError("`results` holds no baseline run and other variant to compare with it.")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(8, 3.6), layout="constrained")
+    else:
+        fig = ax.figure
+    base = rows[0]["test_accuracy"] - rows[0]["delta"]
+    two_se = 200 * math.sqrt(2 * base * (1 - base) / rows[0]["test_images"])
+    deltas = [100 * r["delta"] for r in rows]
+    ax.axhspan(-two_se, two_se, color="0.85", label="± 2 standard errors (test-set noise)")
+    bars = ax.bar([r["variant"] for r in rows], deltas, color=["C3" if abs(r["z"]) >= 2 else "C0" for r in rows])
+    ax.bar_label(bars, fmt="%+.1f", fontsize=8, padding=2)
+    ax.axhline(0, color="0.35", linewidth=1)
+    runs = sorted({len(r["seeds"]) for r in rows})
+    ax.set(ylabel="test accuracy minus baseline (points)", ylim=(min(deltas + [-two_se]) - 2, max(deltas + [two_se]) + 2),
+           title=f"difference to the baseline ({100 * base:.1f} %), {'/'.join(map(str, runs))} run(s) per variant")
+    ax.tick_params(axis="x", rotation=30)
+    ax.legend(loc="lower left", fontsize=8)
+    return fig
 
 
 def plot_results(results: dict, ax=None, title: str | None = None):

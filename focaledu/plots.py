@@ -220,8 +220,9 @@ def _overlay(ax, image, values, title, cmap="inferno", alpha=0.6):
 def modulator_overlay(image, modulator, ax=None, title="modulator", reduce="norm", cmap="inferno"):
     """``image`` with the modulator ``(h, w, C)``, reduced over channels, stretched over it.
 
-    ``reduce="norm"`` shows ``||M_i||`` (how strongly position ``i`` is
-    modulated); ``reduce="mean"`` the channel mean, as the keras.io tutorial did.
+    ``reduce="norm"`` shows ``||M_i||``, the L2 norm over channels (how strongly
+    position ``i`` is modulated; the keras.io tutorial's choice too);
+    ``reduce="mean"`` the channel mean.
     """
     image = _image(image)
     fig, ax = _axes(ax, (4, 4))
@@ -284,7 +285,7 @@ def modulation_overlay(images, gates, modulator, titles=None, reduce="norm", sup
             ``focaledu.interpret.modulation_maps``; each map is stretched over its image.
         modulator: ``(B, h, w, C)`` (or ``(h, w, C)``); shown reduced over channels.
         titles: one row title per image (e.g. class names).
-        reduce: ``"norm"`` (default) or ``"mean"`` (the tutorial's choice).
+        reduce: ``"norm"`` (default, the L2 norm over channels, as the tutorial draws it) or ``"mean"``.
         suptitle: title of the figure, e.g. with the data source.
     """
     images, gates, modulator = (np.asarray(a) for a in (images, gates, modulator))

@@ -75,7 +75,8 @@ def test_benchmark_recipe_is_the_documented_budget():
 def _run(variant, seed, accuracy, source="CIFAR-10 (JPEG mirror)"):
     return {
         "variant": variant, "description": ablations.variant(variant).description, "seed": seed,
-        "parameters": 100, "test_accuracy": accuracy, "train_seconds": 10.0, "images_per_second": 50.0,
+        "parameters": 100, "test_accuracy": accuracy, "test_images": 10000, "train_seconds": 10.0,
+        "images_per_second": 50.0,
         "settings": {"epochs": 2, "images_per_epoch": 36000, "train_images": 40000, "batch_size": 128,
                      "learning_rate": 2e-3},
         "data": {"source_label": source},
@@ -102,8 +103,17 @@ def test_summary_table_and_plot(tmp_path):
     assert rows[0]["test_accuracy"] == pytest.approx(0.62) and rows[0]["seeds"] == [0, 1]
     assert rows[0]["test_accuracy_std"] == pytest.approx(np.std([0.6, 0.64], ddof=1))
     assert rows[1]["delta"] == pytest.approx(-0.07)
+    assert rows[0]["z"] is None
+    assert rows[1]["z"] == pytest.approx(ablations.z_score(0.55, 0.62, 10000)) == pytest.approx(-10.07, abs=0.01)
     table = ablations.results_table(results)
-    assert "62.0% +-2.8" in table and "-7.0 pt" in table and "36000" in table
+    assert "62.0% +-2.8" in table and "-7.0 pt" in table and "-10.1" in table and "36000" in table
+    header, base_row, gates_row = table.splitlines()
+    assert header.split()[4] == "runs" and base_row.split()[4] == "2" and gates_row.split()[4] == "1"
+    differences = ablations.plot_differences(results)
+    (bar,) = differences.axes[0].patches[1:]  # the band is patch 0
+    assert bar.get_height() == pytest.approx(-7.0) and "2 standard errors" in differences.axes[0].get_legend().texts[0].get_text()
+    with pytest.raises(ValueError, match="baseline"):
+        ablations.plot_differences({"runs": [_run("uniform_gates", 0, 0.55)]})
     fig = ablations.plot_results(results)
     assert fig.axes[0].get_title().startswith("CIFAR-10, JPEG mirror: 2 epochs on 36,000 training images")
     fig.savefig(tmp_path / "a.png")
