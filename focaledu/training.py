@@ -298,6 +298,7 @@ def fit(
     epochs = recipe_.epochs if epochs is None else int(epochs)
     if epochs < 1:
         raise ValueError(f"`epochs` must be a positive integer; received {epochs!r}.")
+    recipe_ = recipe_.replace(epochs=epochs)  # so the recorded recipe names the run's length
     model_overrides = dict(model_overrides or {})
     config = preset_config(preset, **model_overrides)  # validates the preset name early
     if command is None:

@@ -203,6 +203,7 @@ def test_fit_quick_synthetic_end_to_end(tmp_path):
     assert metrics["data"]["source_label"] == SYNTHETIC_LABEL
     assert metrics["versions"]["backend"] == keras.backend.backend()
     assert metrics["jit_compile"] == training.default_jit_compile()
+    assert metrics["epochs"] == metrics["recipe"]["epochs"] == 4  # the run's length, not the profile's
     # The schedule ends at the recipe's floor after the last step.
     assert history["learning_rate"][-1] == pytest.approx(training.recipe("quick").min_learning_rate, rel=1e-3)
     csv_rows = (tmp_path / "history.csv").read_text().splitlines()
