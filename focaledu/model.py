@@ -339,7 +339,7 @@ PRESETS = {
     "keras_io_tutorial": (
         dict(
             image_size=48, num_classes=10, patch_size=4, embed_dim=256, depths=[2, 3, 2],
-            mlp_ratio=4.0, drop_rate=0.1, drop_path_rate=0.1, focal_levels=[2, 2, 2],
+            mlp_ratio=4.0, drop_rate=0.1, drop_path_rate=0.0, focal_levels=[2, 2, 2],
             focal_windows=[3, 3, 3],
         ),
         "The keras.io tutorial's configuration (CIFAR-10 resized to 48x48, 39M parameters), "
