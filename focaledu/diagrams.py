@@ -6,6 +6,8 @@ shapes, rates) and returns a new matplotlib ``Figure``; none calls
 global level is black, as in ``focaledu.plots``.
 
 * ``attention_vs_modulation()``: the order of interaction and aggregation;
+* ``self_attention(layer, num_tokens)``: a ``MultiHeadSelfAttention`` step by
+  step, with its ``(heads, N, N)`` score matrix drawn to scale;
 * ``receptive_fields(layer, grid)``: each level's window on the token grid;
 * ``modulation_flow(layer, input_shape)``: the data flow of ``FocalModulation``;
 * ``gated_aggregation(layer)``: the levels times their gates, summed, into ``h``;
@@ -15,13 +17,16 @@ global level is black, as in ``focaledu.plots``.
   against the focal levels, for one query.
 """
 
+import math
 import numbers
 
+import keras
 import matplotlib.pyplot as plt
+from keras import ops
 from matplotlib import patches
 
 from focaledu import receptive
-from focaledu.attention import window_plan
+from focaledu.attention import MultiHeadSelfAttention, merge_heads, split_heads, window_plan
 from focaledu.layers import FocalModulation, FocalNetBlock
 from focaledu.model import FocalNet
 from focaledu.plots import LEVEL_COLORS
@@ -44,6 +49,7 @@ def _canvas(width, height, title):
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(0, width)
     ax.set_ylim(0, height)
+    ax.set(xticks=[], yticks=[])  # no hidden tick labels hanging past the edges
     ax.axis("off")
     ax.text(width / 2, height - 0.28, title, ha="center", va="center", fontsize=12, weight="bold")
     return fig, ax
@@ -92,6 +98,7 @@ def _grid(ax, height, width):
     ax.set_xlim(-0.7, width - 0.3)
     ax.set_ylim(height - 0.3, -0.7)
     ax.set_aspect("equal")
+    ax.set(xticks=[], yticks=[])
     ax.axis("off")
 
 
@@ -209,7 +216,7 @@ def attention_vs_modulation():
         cell(xj, y_mid, QUERY_COLOR, alpha=0.15 + 2.5 * weights[j])
         _line(ax, [(xj, y_mid + 0.12), (xq, y_out - 0.16)], color=INK, lw=0.6 + 6 * weights[j])
     ax.text(x0 - 0.25, y_mid, "$a_{ij}$", ha="right", va="center", fontsize=10)
-    x_text = x0 + 2.55
+    x_text = x0 + 2.45
     caption(x_text, y_mid - 0.55, "1. interaction",
             "query $q_i$ meets every\nkey $k_j$: scores $a_{ij}$ =\nsoftmax$_j(q_i \\cdot k_j)$;\n"
             "all queries: N x N scores")
@@ -235,13 +242,176 @@ def attention_vs_modulation():
     _arrow(ax, (xq, y_mul + 0.15), (xq, y_out - 0.16))
     _box(ax, xq + 0.95, y_mul, 0.55, 0.3, "$q_i$", edge=QUERY_COLOR)
     _arrow(ax, (xq + 0.675, y_mul), (xq + 0.15, y_mul), color=QUERY_COLOR)
-    x_text = x0 + 2.55
+    x_text = x0 + 2.45
     caption(x_text, y_mid - 0.55, "1. aggregation",
             "context $m_j$ gathered\naround every position,\nbefore any query meets it:")
-    for index, text in enumerate(("level 1: the nearest tokens", "level 2: a wider window")):
+    for index, text in enumerate(("level 1: nearest tokens", "level 2: a wider window")):
         ax.text(x_text, y_mid - 1.3 - 0.22 * index, text, ha="left", va="top", fontsize=9, color=LEVEL_COLORS[index])
     ax.text(x_text, y_mid - 1.74, "global: all tokens", ha="left", va="top", fontsize=9)
     caption(x_text, y_out + 0.05, "2. interaction", "$y_i = q_i \\odot m_i$: each query\nmeets only its own\ncontext, element-wise")
+    return fig
+
+
+def _attention_layer(name, layer):
+    if not isinstance(layer, MultiHeadSelfAttention):
+        hint = (" (for a SelfAttentionBlock or FocalNetBlock(mixer=\"attention\"), pass block.attn)"
+                if isinstance(getattr(layer, "attn", None), MultiHeadSelfAttention) else "")
+        raise TypeError(f"`{name}` must be a focaledu.attention.MultiHeadSelfAttention layer{hint}; "
+                        f"received {type(layer).__name__}.")
+    return layer
+
+
+def _attention_shapes(layer, tokens):
+    """Per-image shapes of every tensor of ``layer`` on ``tokens`` tokens, traced through its own sublayers.
+
+    The shapes come from the layer's ``q``, ``k``, ``v`` and ``proj`` and from
+    ``split_heads``/``merge_heads`` applied to symbolic tensors, so nothing runs
+    and the layer is left as it was. An unbuilt layer is not built: a copy from
+    its config is (without the position bias, which needs a grid and changes
+    no shape).
+    """
+    if not layer.built:
+        config = dict(layer.get_config(), relative_position_bias=False)
+        copy = MultiHeadSelfAttention.from_config(config)
+        copy.build((None, tokens, layer.dim))
+        layer = copy
+    x = keras.KerasTensor((1, tokens, layer.dim))
+    q, k, v = (keras.KerasTensor(dense.compute_output_shape(x.shape)) for dense in (layer.q, layer.k, layer.v))
+    heads = [split_heads(t, layer.num_heads) for t in (q, k, v)]
+    scores = ops.matmul(heads[0], ops.swapaxes(heads[1], -1, -2))
+    mixed = ops.matmul(scores, heads[2])
+    merged = merge_heads(mixed)
+    y = layer.proj.compute_output_shape(merged.shape)
+    shapes = dict(x=x.shape, q=q.shape, Q=heads[0].shape, K=heads[1].shape, V=heads[2].shape,
+                  scores=scores.shape, mixed=mixed.shape, merged=merged.shape, y=y)
+    units = {name: getattr(layer, name).units for name in ("q", "k", "v", "proj")}
+    return {name: tuple(shape[1:]) for name, shape in shapes.items()}, units
+
+
+def self_attention(layer, num_tokens=None):
+    """A ``MultiHeadSelfAttention`` step by step, with the shape of every tensor for ``num_tokens`` tokens.
+
+    ``x`` -> the ``q``, ``k``, ``v`` projections -> split into heads -> scores
+    ``QK^T / sqrt(d)`` -> softmax -> weighted sum of ``V`` -> merge heads ->
+    ``proj`` -> ``y``. The ``(heads, N, N)`` score matrix is drawn to scale
+    against ``Q`` and ``K^T`` (``N x d`` each), so its size shows; a panel
+    counts the numbers each tensor holds. Shapes are per image (the batch axis
+    is left out) and are traced through the layer's own sublayers.
+
+    Args:
+        layer: a ``focaledu.attention.MultiHeadSelfAttention``, built or not.
+        num_tokens: ``N``, e.g. ``14 * 14 = 196`` for a 14×14 map. Default:
+            the layer's grid if it has a relative position bias and is built,
+            else 196.
+    """
+    layer = _attention_layer("layer", layer)
+    grid = getattr(layer, "_bias_grid", None) if layer.built and layer.relative_position_bias else None
+    grid_tokens = grid[0] * grid[1] if grid else None
+    if num_tokens is None:
+        num_tokens = grid_tokens or 14 * 14
+    if isinstance(num_tokens, bool) or not isinstance(num_tokens, numbers.Integral) or num_tokens < 1:
+        raise ValueError(f"`num_tokens` must be a positive int (N, e.g. 14 * 14 = 196 for a 14×14 map); "
+                         f"received num_tokens={num_tokens!r}.")
+    if grid_tokens and num_tokens != grid_tokens:
+        raise ValueError(f"`num_tokens` must be {grid_tokens}: this layer's position bias was built for a "
+                         f"{grid[0]}×{grid[1]} grid; received num_tokens={num_tokens!r}.")
+    shapes, units = _attention_shapes(layer, int(num_tokens))
+    N, C = shapes["x"]
+    h, d = layer.num_heads, layer.head_dim
+    fig, ax = _canvas(10, 6.8, f"Multi-head self-attention: N = {N} tokens of C = {C} channels, "
+                               f"{h} head{'s' if h > 1 else ''} of d = {d}")
+
+    def linear(name, extra=""):
+        return f"{name}: Linear\n{C} → {units[name]}{extra}"
+
+    # The score matrix (front square: one head; the heads behind it), with Q on its left and K^T on top,
+    # all to scale: N tokens span the side S, d channels span S * d / N.
+    xm, ym, S, offset = 4.6, 1.35, 2.3, 0.07
+    behind = min(h, 6) - 1
+    thick = S * d / N
+    to_scale = 0.05 <= thick <= 0.45
+    thick = min(max(thick, 0.05), 0.45)
+    for i in range(behind, -1, -1):
+        ax.add_patch(patches.Rectangle((xm + i * offset, ym + i * offset), S, S, facecolor="#e3eef9",
+                                       edgecolor=INK, lw=1.0 if i else 1.4, zorder=2))
+    row = ym + S - 0.3  # one query's row: its scores against all N keys
+    ax.add_patch(patches.Rectangle((xm, row), S, 0.1, facecolor=QUERY_COLOR, alpha=0.35, edgecolor="none", zorder=2))
+    ax.text(xm + S / 2, row - 0.06, "row i: query i against all N keys", ha="center", va="top", fontsize=9,
+            color=QUERY_COLOR, zorder=3)
+    stack_right, stack_top = xm + S + behind * offset, ym + S + behind * offset
+    lines = [f"scores S = Q Kᵀ / √{d}", _shape(*shapes["scores"])]
+    if layer.relative_position_bias:
+        lines.append("+ relative position bias")
+    lines += ["softmax over each row:", "weights A, same shape"]
+    if layer.attn_drop_rate:
+        lines.append(f"dropout {layer.attn_drop_rate:g} on A")
+    ax.text(xm + S / 2, ym + S / 2 - 0.1, "\n".join(lines), ha="center", va="center", fontsize=10,
+            linespacing=1.4, zorder=3)
+    scale = "drawn to scale against Q and Kᵀ" if to_scale else "Q and Kᵀ not to scale"
+    ax.text(xm + S / 2, ym - 0.12, f"{N} × {N} per head: {N * N:,} scores; {scale}", ha="center", va="top",
+            fontsize=9)
+    x_q = xm - 0.12 - thick
+    ax.add_patch(patches.Rectangle((x_q, ym), thick, S, facecolor=QUERY_COLOR, alpha=0.5, edgecolor=INK, lw=1.0))
+    y_k = stack_top + 0.15
+    ax.add_patch(patches.Rectangle((xm, y_k), S, thick, facecolor="#bdbdbd", edgecolor=INK, lw=1.0))
+
+    # x and the three projections; q feeds Q (left of S), k feeds K^T (above S), v runs below S.
+    y_x, y_row_k, y_v = ym + S / 2, y_k + thick / 2, 0.6
+    _box(ax, 0.75, y_x, 1.0, 0.55, f"x\n{_shape(*shapes['x'])}")
+    x_proj = 2.3
+    for name, y in (("q", y_x), ("k", y_row_k), ("v", y_v)):
+        _box(ax, x_proj, y, 1.2, 0.52, linear(name), fontsize=9)
+        if y == y_x:
+            _arrow(ax, (1.25, y), (x_proj - 0.6, y))
+        else:
+            edge = y_x + (0.275 if y > y_x else -0.275)
+            _line(ax, [(0.75, edge), (0.75, y)])
+            _arrow(ax, (0.75, y), (x_proj - 0.6, y))
+    _arrow(ax, (x_proj + 0.6, y_x), (x_q, y_x), color=QUERY_COLOR)
+    ax.text(x_q - 0.08, y_x + 0.08, f"Q {_shape(*shapes['Q'])}", ha="right", va="bottom", fontsize=9,
+            color=QUERY_COLOR)
+    _arrow(ax, (x_proj + 0.6, y_row_k), (xm, y_row_k))
+    ax.text(xm + S / 2, y_k + thick + 0.06, f"Kᵀ {_shape(*shapes['K'][:-2], *shapes['K'][:-3:-1])}",
+            ha="center", va="bottom", fontsize=9)
+    split = (f"split into {h} head{'s' if h > 1 else ''} of {d} channels:\n"
+             f"{_shape(*shapes['q'])} → {_shape(N, h, d)} → {_shape(*shapes['Q'])}")
+    if not layer.qkv_bias:
+        split += "\nq, k, v without biases (qkv_bias=False)"
+    ax.text(1.25, ym + 0.5, split, ha="left", va="top", fontsize=9, linespacing=1.4)
+
+    # Weighted sum of V, merge heads, proj, y: up the right column.
+    x_out = 8.9
+    _box(ax, x_out, y_x, 1.7, 0.55, f"weighted sum A V\n{_shape(*shapes['mixed'])}", fontsize=9)
+    _arrow(ax, (stack_right, y_x), (x_out - 0.85, y_x))
+    ax.text((stack_right + x_out - 0.85) / 2, y_x + 0.06, "A", ha="center", va="bottom", fontsize=9)
+    _line(ax, [(x_proj + 0.6, y_v), (x_out, y_v)])
+    _arrow(ax, (x_out, y_v), (x_out, y_x - 0.275))
+    ax.text(x_proj + 0.75, y_v + 0.06, f"V {_shape(*shapes['V'])}", ha="left", va="bottom", fontsize=9)
+    proj_drop = f"\n+ dropout {layer.proj_drop_rate:g}" if layer.proj_drop_rate else ""
+    steps = [(f"merge heads\n{_shape(*shapes['merged'])}", 0.55), (linear("proj", proj_drop), 0.55 + 0.2 * bool(proj_drop)),
+             (f"y\n{_shape(*shapes['y'])}", 0.55)]
+    y, top = y_x, y_x + 0.275
+    for text, box_h in steps:
+        y = top + 0.35 + box_h / 2
+        _arrow(ax, (x_out, top), (x_out, y - box_h / 2))
+        _box(ax, x_out, y, 1.4, box_h, text, fontsize=9)
+        top = y + box_h / 2
+
+    # How many numbers each tensor holds, per image: the scores dominate and grow as N^2.
+    counts = [("x", math.prod(shapes["x"])), ("Q, K, V", 3 * math.prod(shapes["Q"])),
+              ("scores S", math.prod(shapes["scores"]))]
+    biggest = max(count for _, count in counts)
+    y_panel = 6.2
+    ax.text(0.3, y_panel, "numbers held per image", ha="left", va="center", fontsize=10, weight="bold")
+    for index, (name, count) in enumerate(counts):
+        y = y_panel - 0.3 - 0.26 * index
+        ax.text(0.3, y, name, ha="left", va="center", fontsize=9)
+        ax.add_patch(patches.Rectangle((1.2, y - 0.08), max(2.0 * count / biggest, 0.02), 0.16,
+                                       facecolor=QUERY_COLOR if name == "scores S" else "#bdbdbd"))
+        ax.text(1.2 + max(2.0 * count / biggest, 0.02) + 0.08, y, f"{count:,}", ha="left", va="center", fontsize=9)
+    ratio = counts[2][1] / counts[0][1]
+    ax.text(0.3, y_panel - 1.12, f"S holds {ratio:.3g}× as many as x; twice the tokens: 2× x, 4× S",
+            ha="left", va="center", fontsize=9)
     return fig
 
 

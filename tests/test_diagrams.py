@@ -5,12 +5,15 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from keras import ops  # noqa: E402
+from matplotlib import patches  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
 from focaledu import FocalModulation, FocalNet, FocalNetBlock, diagrams, receptive  # noqa: E402
-from focaledu.attention import window_plan  # noqa: E402
+from focaledu.attention import MultiHeadSelfAttention, SelfAttentionBlock, split_heads, window_plan  # noqa: E402
 
 pytestmark = pytest.mark.backends
 
@@ -78,6 +81,95 @@ def test_attention_vs_modulation_shows_the_two_orders():
     # Left panel (self-attention): interaction first; right panel (focal modulation): aggregation first.
     assert steps["1. interaction"] < 5 < steps["1. aggregation"]
     assert steps["2. aggregation"] < 5 < steps["2. interaction"]
+
+
+ATTENTION = [
+    (dict(dim=64, num_heads=4), 14 * 14),
+    (dict(dim=96, num_heads=3), 32 * 32),
+    (dict(dim=64, num_heads=1), 16),
+    (dict(dim=256, num_heads=8, qkv_bias=False, attn_drop=0.1, proj_drop=0.1), 64),
+    (dict(dim=48, num_heads=6), 7),
+]
+
+
+@pytest.mark.parametrize("config, tokens", ATTENTION)
+def test_self_attention_prints_the_layers_shapes(config, tokens):
+    layer = MultiHeadSelfAttention(**config)
+    unbuilt = joined(diagrams.self_attention(layer, num_tokens=tokens))
+    assert not layer.built  # drawing an unbuilt layer leaves it unbuilt
+    x = np.zeros((1, tokens, layer.dim), "float32")
+    y, weights = layer(x, return_attention_scores=True)
+    fig = diagrams.self_attention(layer, num_tokens=tokens)
+    assert_readable(fig)
+    all_text = joined(fig)
+    assert all_text == unbuilt
+    # Every shape printed is the shape of the tensor the layer computes, per image (batch axis dropped).
+    per_image = lambda t: str(tuple(t.shape[1:]))  # noqa: E731
+    q, k, v = (split_heads(dense(x), layer.num_heads) for dense in (layer.q, layer.k, layer.v))
+    assert f"x\n{per_image(x)}" in all_text
+    assert f"y\n{per_image(y)}" in all_text and y.shape == x.shape
+    assert f"Q {per_image(q)}" in all_text
+    assert f"Kᵀ {per_image(ops.swapaxes(k, -1, -2))}" in all_text
+    assert f"V {per_image(v)}" in all_text
+    assert f"scores S = Q Kᵀ / √{layer.head_dim}\n{per_image(weights)}" in all_text
+    assert f"weighted sum A V\n{per_image(ops.matmul(weights, v))}" in all_text
+    assert f"merge heads\n{per_image(x)}" in all_text
+    for name in ("q", "k", "v", "proj"):
+        assert f"{name}: Linear\n{layer.dim} → {getattr(layer, name).units}" in all_text
+    assert f"split into {layer.num_heads} head" in all_text
+    assert f"{tokens} × {tokens} per head: {tokens * tokens:,} scores" in all_text
+    assert f"N = {tokens} tokens of C = {layer.dim} channels" in all_text
+    for tensor in (x, weights):
+        assert f"{np.size(tensor):,}" in texts(fig)
+    assert f"{3 * np.size(q):,}" in texts(fig)
+    assert ("qkv_bias=False" in all_text) == (not layer.qkv_bias)
+    assert (f"dropout {layer.attn_drop_rate:g} on A" in all_text) == bool(layer.attn_drop_rate)
+    assert (f"+ dropout {layer.proj_drop_rate:g}" in all_text) == bool(layer.proj_drop_rate)
+    # The score matrix is the biggest thing drawn; where Q fits to scale, Q is N x d against S's N x N.
+    rects = [p for p in fig.axes[0].patches if type(p) is patches.Rectangle]
+    side = max(p.get_width() for p in rects)
+    assert max(p.get_width() * p.get_height() for p in fig.axes[0].patches
+               if isinstance(p, (patches.Rectangle, patches.FancyBboxPatch))) == pytest.approx(side * side)
+    if "drawn to scale" in all_text:
+        assert any(p.get_height() == pytest.approx(side) and p.get_width() == pytest.approx(
+            side * layer.head_dim / tokens) for p in rects)
+
+
+def test_self_attention_reads_the_grid_of_a_position_bias():
+    layer = MultiHeadSelfAttention(32, num_heads=2, relative_position_bias=True)
+    layer(np.zeros((1, 6, 8, 32), "float32"))
+    all_text = joined(diagrams.self_attention(layer))  # N defaults to the 6 x 8 grid
+    assert "N = 48 tokens" in all_text and "+ relative position bias" in all_text
+    with pytest.raises(ValueError, match="`num_tokens` must be 48.*6×8"):
+        diagrams.self_attention(layer, num_tokens=49)
+    assert "N = 196 tokens" in joined(diagrams.self_attention(MultiHeadSelfAttention(32)))
+
+
+def _every_diagram():
+    modulation = FocalModulation(96, focal_window=3, focal_level=3)
+    yield diagrams.attention_vs_modulation()
+    yield diagrams.self_attention(MultiHeadSelfAttention(64, num_heads=4), 196)
+    yield diagrams.receptive_fields(modulation)
+    yield diagrams.modulation_flow(modulation, (56, 56, 96))
+    yield diagrams.gated_aggregation(modulation)
+    yield diagrams.focalnet_block(FocalNetBlock(96, focal_level=2))
+    yield diagrams.network(FocalNet.from_preset("focalnet_cifar_tiny", num_classes=10))
+    yield diagrams.window_vs_focal(modulation, 14, 7)
+
+
+@pytest.mark.parametrize("dpi", [72, 100, 200])
+def test_every_diagram_fits_its_own_canvas(dpi):
+    """Saved with a plain fig.savefig (no bbox_inches="tight"), no text may run past an edge."""
+    for fig in _every_diagram():
+        fig.set_dpi(dpi)
+        fig.canvas.draw()
+        for text in fig.findobj(Text):  # every text, hidden axes' tick labels included
+            if not text.get_text():
+                continue
+            box = text.get_window_extent()
+            assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1, f"{text.get_text()!r} runs past a side"
+            assert fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1, f"{text.get_text()!r} runs past the top/bottom"
+        plt.close(fig)
 
 
 @pytest.mark.parametrize("config", LAYERS + VARIANTS)
@@ -281,3 +373,11 @@ def test_bad_arguments_raise_and_name_the_argument():
         diagrams.window_vs_focal(layer, (14, -1), 7)
     with pytest.raises(TypeError, match="`layer`"):
         diagrams.window_vs_focal(block, 14, 7)
+    attention_block = SelfAttentionBlock(32, num_heads=2)
+    for bad_layer, hint in ((layer, ""), (attention_block, ".*block.attn"), (FocalNetBlock(32, mixer="attention"),
+                                                                           ".*block.attn"), ("attention", "")):
+        with pytest.raises(TypeError, match="`layer` must be a focaledu.attention.MultiHeadSelfAttention" + hint):
+            diagrams.self_attention(bad_layer)
+    for bad_tokens in (0, -196, 2.5, True, "196", (14, 14)):
+        with pytest.raises(ValueError, match="`num_tokens` must be a positive int"):
+            diagrams.self_attention(attention_block.attn, num_tokens=bad_tokens)
