@@ -616,3 +616,37 @@ def receptive_field_prediction(side, focal_level=3, focal_window=5, focal_factor
         return CheckResult(name, False, ". Or: ".join(named) + ".")
     return CheckResult(name, False, f"predicted {side:g}; the kernels are {shown}, and each widens the "
                                     "view by k - 1: add them up from 1.")
+
+
+# --------------------------------------------------------------------------
+# Chapter 4, experiment: softmax gates instead of raw ones.
+# --------------------------------------------------------------------------
+
+
+def softmax_gated_aggregation(fn):
+    """Checks ``fn(levels, gates) -> sum_l softmax(G)^l * Z^l``, the softmax taken over the
+    ``L + 1`` gates of each position (the variant the official code does *not* use)."""
+    cases = [(label.split(", normalize")[0], (levels, gates)) for label, (levels, gates, _), _ in _aggregation_cases()]
+
+    def over(axis):
+        return lambda levels, gates: _aggregate(levels, gates, gate_fn=lambda t: ops.softmax(t, axis=axis))
+
+    def first_levels_only(levels, gates):
+        gates = ops.convert_to_tensor(gates)
+        weights = ops.concatenate([ops.softmax(gates[..., :-1], axis=-1), gates[..., -1:]], axis=-1)
+        return _aggregate(levels, weights)
+
+    mistakes = [
+        ("these are the raw gates: apply ops.softmax(gates, axis=-1) first", lambda l, g: _aggregate(l, g)),
+        ("your softmax runs over the rows of the map (axis 1): it must run over the L + 1 levels, axis=-1",
+         over(1)),
+        ("your softmax runs over the columns of the map (axis 2): it must run over the L + 1 levels, axis=-1",
+         over(2)),
+        ("the global level's gate is left out of the softmax: all L + 1 gates compete, the last one included",
+         first_levels_only),
+        ("you used a sigmoid: each sigmoid weight lies in (0, 1) but they do not sum to 1 over the levels",
+         lambda l, g: _aggregate(l, g, gate_fn=ops.sigmoid)),
+        ("you divided by L + 1: the softmax weights already sum to 1",
+         lambda l, g: _aggregate(l, g, gate_fn=lambda t: ops.softmax(t, axis=-1), divide=True)),
+    ]
+    return compare("softmax_gated_aggregation", fn, over(-1), cases, mistakes)
