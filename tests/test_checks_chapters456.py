@@ -41,3 +41,38 @@ def test_softmax_gated_aggregation_solutions_pass():
 def test_softmax_gated_aggregation_names_the_mistake(wrong, expected):
     result = checks.softmax_gated_aggregation(wrong)
     assert not result and expected in result.message, result
+
+
+RIGHT = {"focal modulation": 3, "gating=False": 2, "use_postln_in_modulation=True": 0, "self-attention": 1}
+
+
+def test_scale_exponents_measured_slopes_are_the_integers():
+    from focaledu.checks.modulation import _scale_slopes
+
+    slopes = _scale_slopes()
+    assert {key: round(value) for key, value in slopes.items()} == RIGHT
+    assert all(abs(value - RIGHT[key]) < 0.15 for key, value in slopes.items()), slopes
+
+
+def test_scale_exponents_right_predictions_pass():
+    result = checks.scale_exponents(RIGHT)
+    assert result and "focal modulation 3.0" in result.message, result
+
+
+@pytest.mark.parametrize("key, guess, expected", [
+    ("focal modulation", 1, "multiplies all three"),
+    ("focal modulation", 2, "multiplies all three"),
+    ("gating=False", 3, "without gates only q and the context"),
+    ("use_postln_in_modulation=True", 3, "divides out whatever scale"),
+    ("self-attention", 2, "softmax keeps every weight in [0, 1]"),
+])
+def test_scale_exponents_names_the_mistake(key, guess, expected):
+    result = checks.scale_exponents({**RIGHT, key: guess})
+    assert not result and "1 of 4 off" in result.message and expected in result.message, result
+
+
+def test_scale_exponents_incomplete_or_malformed():
+    assert "not predicted yet: 'self-attention'" in checks.scale_exponents({**RIGHT, "self-attention": None}).message
+    assert "not a number" in checks.scale_exponents({**RIGHT, "gating=False": "two"}).message
+    assert "unknown keys" in checks.scale_exponents({**RIGHT, "attention": 1}).message
+    assert not checks.scale_exponents([3, 2, 0, 1])

@@ -650,3 +650,73 @@ def softmax_gated_aggregation(fn):
          lambda l, g: _aggregate(l, g, gate_fn=lambda t: ops.softmax(t, axis=-1), divide=True)),
     ]
     return compare("softmax_gated_aggregation", fn, over(-1), cases, mistakes)
+
+
+# --------------------------------------------------------------------------
+# Chapter 5, prediction: how each mixer's output grows with the input scale.
+# --------------------------------------------------------------------------
+
+_SCALE_MIXERS = {
+    "focal modulation": (
+        dict(),
+        "q, the gate and the context level each grow like s, and focal modulation multiplies all three "
+        "(q * h(sum_l G^l Z^l)): p = 3",
+    ),
+    "gating=False": (
+        dict(gating=False),
+        "without gates only q and the context level grow with s: p = 2",
+    ),
+    "use_postln_in_modulation=True": (
+        dict(use_postln_in_modulation=True),
+        "the LayerNorm on q * M divides out whatever scale it has, and proj only sees normalised values: p = 0",
+    ),
+    "self-attention": (
+        None,
+        "q k^T grows like s^2, but the softmax keeps every weight in [0, 1] (it saturates towards one key); "
+        "only the values v grow with s: p = 1",
+    ),
+}
+
+
+def _scale_slopes(scales=(4.0, 8.0, 16.0, 32.0, 64.0), dim=16, seed=0):
+    """The fitted exponent p of ``rms(mixer(s x)) ~ s^p`` for each mixer of ``_SCALE_MIXERS``."""
+    from focaledu.attention import MultiHeadSelfAttention
+
+    x = _rng(seed + 500).normal(size=(2, 8, 8, dim)).astype("float32")
+    slopes = {}
+    for name, (flags, _) in _SCALE_MIXERS.items():
+        mixer = MultiHeadSelfAttention(dim, 1) if flags is None else FocalModulation(dim, 3, 2, **flags)
+        mixer(x)
+        _randomize(mixer, seed)
+        rms = [np.sqrt(np.mean(np.square(ops.convert_to_numpy(mixer(x * s)).astype("float64")))) for s in scales]
+        slopes[name] = float(np.polyfit(np.log(scales), np.log(rms), 1)[0])
+    return slopes
+
+
+def scale_exponents(predicted):
+    """Checks a dict of predicted exponents ``p`` (output RMS ~ ``s^p`` for input ``s * x``, large ``s``)
+    for the four mixers of chapter 5's exercise, against slopes measured on seeded layers."""
+    from focaledu.checks._core import CheckResult  # the module's top imports only compare
+
+    name = "scale_exponents"
+    if not isinstance(predicted, dict):
+        return CheckResult(name, False, f"expected a dict of predictions, got {type(predicted).__name__}.")
+    missing = [key for key in _SCALE_MIXERS if predicted.get(key) is None]
+    if missing:
+        return CheckResult(name, False, "not predicted yet: " + ", ".join(repr(k) for k in missing) + ".")
+    unknown = sorted(set(predicted) - set(_SCALE_MIXERS))
+    if unknown:
+        return CheckResult(name, False, f"unknown keys {unknown}; use {list(_SCALE_MIXERS)}.")
+    slopes = _scale_slopes()
+    wrong = []
+    for key, (_, why) in _SCALE_MIXERS.items():
+        try:
+            guess = float(predicted[key])
+        except (TypeError, ValueError):
+            return CheckResult(name, False, f"the prediction for {key!r} is not a number: {predicted[key]!r}.")
+        if abs(guess - slopes[key]) >= 0.5:
+            wrong.append(f"{key}: you predicted {guess:g}, measured {round(slopes[key], 1) + 0.0:.1f}; {why}")
+    measured = ", ".join(f"{key} {round(value, 1) + 0.0:.1f}" for key, value in slopes.items())
+    if wrong:
+        return CheckResult(name, False, f"{len(wrong)} of 4 off. " + " | ".join(wrong) + ".")
+    return CheckResult(name, True, f"all four predictions match the measured slopes ({measured}).")
