@@ -76,3 +76,26 @@ def test_scale_exponents_incomplete_or_malformed():
     assert "not a number" in checks.scale_exponents({**RIGHT, "gating=False": "two"}).message
     assert "unknown keys" in checks.scale_exponents({**RIGHT, "attention": 1}).message
     assert not checks.scale_exponents([3, 2, 0, 1])
+
+
+SMALL = [(16, 16, 64), (8, 8, 128), (4, 4, 256)]
+
+
+def test_stage_shapes_of_preset_right_predictions_pass():
+    assert checks.stage_shapes_of_preset("focalnet_cifar_small", SMALL)
+    assert checks.stage_shapes_of_preset("focalnet_cifar_tiny", [(8, 8, 64), (4, 4, 128), (2, 2, 256)])
+    assert checks.stage_shapes_of_preset("focalnet_cifar_small", [list(shape) for shape in SMALL])
+
+
+@pytest.mark.parametrize("predicted, expected", [
+    ([(8, 8, 64), (4, 4, 128), (2, 2, 256)], "the patch size, 2 here, not 4"),
+    ([(8, 8, 64), (4, 4, 128), (2, 2, 256)], "the first stage has no downsampling"),
+    ([(16, 16, 64), (8, 8, 64), (4, 4, 64)], "the width doubles"),
+    ([(32, 32, 64), (16, 16, 128), (8, 8, 256)], "32 // 2 = 16 tokens per side"),
+    ([(16, 16, 64), (8, 8, 128), (4, 4, 512)], "stage 2: you predicted (4, 4, 512)"),
+    (SMALL[:2], "has 3 stage(s)"),
+    ([None, None, None], "fill in one (H, W, C)"),
+])
+def test_stage_shapes_of_preset_names_the_mistake(predicted, expected):
+    result = checks.stage_shapes_of_preset("focalnet_cifar_small", predicted)
+    assert not result and expected in result.message, result

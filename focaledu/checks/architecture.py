@@ -11,7 +11,7 @@ from focaledu import flops
 from focaledu.checks._core import compare
 from focaledu.receptive import block_cost, modulation_cost
 
-__all__ = ["stage_shapes", "block_params", "stem_macs"]
+__all__ = ["stage_shapes", "stage_shapes_of_preset", "block_params", "stem_macs"]
 
 
 def _stage_shapes(image_size, patch_size, embed_dim, num_stages, first_down=False, double=True, stride=None):
@@ -118,3 +118,50 @@ def stem_macs(fn):
         ("you counted the bias as one more MAC per output", lambda s, p, c, e: (s // p) ** 2 * (p * p * c + 1) * e),
     ]
     return compare("stem_macs", fn, reference, _STEM_CASES, mistakes)
+
+
+def _built_stage_shapes(preset):
+    """``[(H, W, C), ...]`` at the output of each stage of the preset's model, read off its Keras tensors."""
+    from focaledu.model import FocalNet
+
+    model = FocalNet.from_preset(preset)
+    shapes = []
+    for i, depth in enumerate(model.depths):
+        output = model.get_layer(f"layers_{i}_blocks_{depth - 1}").output
+        output = output[0] if isinstance(output, (list, tuple)) else output
+        shapes.append(tuple(int(n) for n in output.shape[1:]))
+    return shapes, model
+
+
+def stage_shapes_of_preset(preset, predicted):
+    """Checks ``predicted``, a list of ``(H, W, C)`` per stage, against the shapes of the
+    built ``FocalNet.from_preset(preset)``, and names the usual mistake when one fits."""
+    from focaledu.checks._core import CheckResult
+
+    name = "stage_shapes_of_preset"
+    expected, model = _built_stage_shapes(preset)
+    try:
+        guess = [tuple(int(n) for n in shape) for shape in predicted]
+    except TypeError:
+        return CheckResult(name, False, "fill in one (H, W, C) tuple per stage, e.g. (16, 16, 64).")
+    if guess == expected:
+        return CheckResult(name, True, f"{preset}: stages {expected}, as the built model has them.")
+    if len(guess) != len(expected):
+        return CheckResult(name, False, f"{preset} has {len(expected)} stage(s) (depths {list(model.depths)}); "
+                                        f"you gave {len(guess)} shapes.")
+    size, patch, dim = model.image_size[0], model.patch_size, model.embed_dim
+    args = (size, patch, dim, len(expected))
+    mistakes = [
+        (f"the stem's stride is the patch size, {patch} here, not 4", _stage_shapes(*args, stride=4)),
+        ("the first stage has no downsampling: only stages 1, 2, ... halve the grid",
+         _stage_shapes(*args, first_down=True)),
+        ("the width doubles at every downsampling: stage i has embed_dim * 2**i channels",
+         _stage_shapes(*args, double=False)),
+        (f"the stem divides the image side by the patch size: {size} // {patch} = {size // patch} tokens per side",
+         _stage_shapes(*args, stride=1)),
+    ]
+    named = [message for message, shapes in mistakes if guess == shapes and shapes != expected]
+    if named:
+        return CheckResult(name, False, ". Or: ".join(named) + f" (the model has {expected}).")
+    wrong = next(i for i, (g, e) in enumerate(zip(guess, expected)) if g != e)
+    return CheckResult(name, False, f"stage {wrong}: you predicted {guess[wrong]}, the model has {expected[wrong]}.")
