@@ -7,15 +7,23 @@ token count ``N``:
   (``tf.function`` on TensorFlow, ``jax.jit`` on JAX, eager elsewhere), after a
   warm-up call that traces and compiles it. Timings depend on the machine and
   its load; compare slopes, not absolute numbers.
-* **memory**: the size in bytes of the *largest single tensor* the forward pass
-  creates from its input, read from the traced computation graph (TensorFlow's
-  graph or JAX's jaxpr), not estimated by hand. It is a lower bound on the peak
-  memory of the pass (weights and other live tensors come on top) and it is
-  what grows fastest: for self-attention it is the ``B * heads * N * N`` score
-  matrix. Process-level numbers (RSS, ``tracemalloc``) are not used: TensorFlow
-  and XLA allocate outside Python and reuse memory pools, so they say little
-  about one call.
+* **peak memory**: the most bytes the forward pass holds at once beyond what
+  was allocated before it (``forward_peak_bytes``): on TensorFlow, the peak of
+  TensorFlow's own allocator during one call (``tf.config.experimental``'s
+  memory stats, CPU or GPU); on JAX, the temporaries plus the output of XLA's
+  buffer assignment for the compiled pass. Both count every live tensor,
+  which is what decides whether a pass fits. Process-level numbers (RSS,
+  ``tracemalloc``) are not used: TensorFlow and XLA allocate outside Python
+  and reuse memory pools, so they say little about one call.
+* **largest tensor**: the size in bytes of the *largest single tensor* the
+  forward pass creates from its input, read from the traced computation graph
+  (TensorFlow's graph or JAX's jaxpr), not estimated by hand. It is a lower
+  bound on the peak and it names the term that grows fastest: for
+  self-attention the ``B * heads * N * N`` score matrix.
 
+``window_attention_cost`` counts the parameters and MACs of Swin's window
+attention (``focaledu.attention.WindowAttention``), next to
+``focaledu.receptive``'s counts for global attention and focal modulation.
 ``fit_power_law`` fits ``cost = a * N**p`` in log-log space and
 ``plot_scaling`` draws the measurements with their fitted slopes.
 """
@@ -34,6 +42,39 @@ def score_matrix_bytes(batch, heads, tokens, bytes_per_value=4):
     return batch * heads * tokens**2 * bytes_per_value
 
 
+def window_attention_cost(dim, height, width, window_size, num_heads=1, bias=True):
+    """Parameters and MACs of Swin's window attention on a ``height x width`` map.
+
+    The map is tiled as ``focaledu.attention.WindowAttention`` tiles it
+    (``window_plan``: one window when the map fits in one). Every token is
+    projected by ``qkv`` and ``proj`` (``4 N C^2``) and meets only the
+    ``M^2`` tokens of its window (``2 N M^2 C`` for ``Q K^T`` and ``A V``)::
+
+        MACs = 4 N C^2 + 2 N M^2 C
+
+    linear in ``N`` for a fixed window, where global attention has
+    ``2 N^2 C``; with one window covering the map (``M^2 = N``) the two are
+    equal. The shift, the mask and the softmax are left out, as for
+    ``focaledu.receptive.attention_cost``. Parameters: ``4 C^2`` weights,
+    ``4 C`` biases (``3 C`` without ``bias``, which drops the ``qkv``
+    biases) and the bias table, ``(2 M - 1)^2 * num_heads``.
+
+    Returns:
+        ``{"params": int, "macs": int, "window": (M_h, M_w)}``.
+    """
+    from focaledu import _validate
+    from focaledu.attention import window_plan
+
+    dim = _validate.positive_int("dim", dim)
+    num_heads = _validate.positive_int("num_heads", num_heads)
+    window_h, window_w, _ = window_plan(height, width, window_size)
+    tokens = height * width
+    table = (2 * window_h - 1) * (2 * window_w - 1) * num_heads
+    params = 4 * dim * dim + (3 * dim if bias else 0) + dim + table
+    macs = 4 * tokens * dim * dim + 2 * tokens * window_h * window_w * dim
+    return {"params": int(params), "macs": int(macs), "window": (window_h, window_w)}
+
+
 @dataclass
 class MixerCost:
     """Measurements of one mixer at several token counts (arrays aligned with ``tokens``)."""
@@ -46,6 +87,14 @@ class MixerCost:
     largest_bytes: np.ndarray  # largest intermediate tensor; NaN where it could not be traced
     largest_shapes: list = field(default_factory=list)
     backend: str = ""
+    peak_bytes: np.ndarray = None  # peak memory of one pass (forward_peak_bytes); NaN where unknown
+
+    def __post_init__(self):
+        if self.peak_bytes is None:
+            self.peak_bytes = np.full(len(self.tokens), np.nan)
+        self.peak_bytes = np.asarray(self.peak_bytes, dtype="float64")
+        if not self.largest_shapes:
+            self.largest_shapes = [None] * len(self.tokens)
 
     def time_slope(self, min_tokens=None):
         """Log-log slope of time against tokens (fitted on ``tokens >= min_tokens``)."""
@@ -55,13 +104,19 @@ class MixerCost:
         """Log-log slope of the largest intermediate's bytes against tokens."""
         return fit_power_law(self.tokens, self.largest_bytes, min_n=min_tokens)
 
+    def peak_slope(self, min_tokens=None):
+        """Log-log slope of the pass's peak memory against tokens."""
+        return fit_power_law(self.tokens, self.peak_bytes, min_n=min_tokens)
+
     def table(self):
         """A plain-text table of the measurements."""
         rows = [f"{self.name} (width {self.width}, batch {self.batch}, {self.backend})",
-                f"{'tokens':>8} {'time (ms)':>10} {'largest tensor':>16}  shape"]
-        for n, t, b, shape in zip(self.tokens, self.seconds, self.largest_bytes, self.largest_shapes):
+                f"{'tokens':>8} {'time (ms)':>10} {'peak memory':>12} {'largest tensor':>15}  shape"]
+        for n, t, p, b, shape in zip(self.tokens, self.seconds, self.peak_bytes, self.largest_bytes,
+                                     self.largest_shapes):
+            peak = "n/a" if np.isnan(p) else _format_bytes(p)
             size = "n/a" if np.isnan(b) else _format_bytes(b)
-            rows.append(f"{int(n):>8} {1e3 * t:>10.2f} {size:>16}  {shape}")
+            rows.append(f"{int(n):>8} {1e3 * t:>10.2f} {peak:>12} {size:>15}  {shape}")
         return "\n".join(rows)
 
     def __str__(self):
@@ -78,8 +133,9 @@ def measure_mixer(
     layout="grid",
     name=None,
     seed=0,
+    peak=True,
 ):
-    """Times a token mixer and sizes its largest intermediate as the token count grows.
+    """Times a token mixer and measures its memory as the token count grows.
 
     Args:
         layer_factory: ``layer_factory(width)`` returns a fresh Keras layer, e.g.
@@ -94,6 +150,8 @@ def measure_mixer(
             must be a perfect square; ``"tokens"``: inputs ``(B, N, C)``.
         name: label for tables and plots; the layer's class name by default.
         seed: seed of the random inputs.
+        peak: also measure each pass's peak memory (``forward_peak_bytes``:
+            one more call, or one more compilation on JAX).
 
     Returns:
         A ``MixerCost``.
@@ -106,7 +164,7 @@ def measure_mixer(
     if repeats < 1 or warmup < 0:
         raise ValueError(f"Need repeats >= 1 and warmup >= 0; received repeats={repeats}, warmup={warmup}.")
     rng = np.random.default_rng(seed)
-    seconds, largest, shapes = [], [], []
+    seconds, largest, shapes, peaks = [], [], [], []
     for n in token_counts:
         if layout == "grid":
             side = math.isqrt(n)
@@ -130,6 +188,8 @@ def measure_mixer(
             _sync(forward(x))
             times.append(time.perf_counter() - start)
         seconds.append(statistics.median(times))
+        peak_size = forward_peak_bytes(layer, x, forward) if peak else None
+        peaks.append(np.nan if peak_size is None else peak_size)
         size, tensor_shape = largest_intermediate(layer, x)
         largest.append(np.nan if size is None else size)
         shapes.append(tensor_shape)
@@ -143,6 +203,7 @@ def measure_mixer(
         largest_bytes=np.asarray(largest, dtype="float64"),
         largest_shapes=shapes,
         backend=keras.backend.backend(),
+        peak_bytes=np.asarray(peaks, dtype="float64"),
     )
 
 
@@ -153,13 +214,75 @@ def _compiled_forward(layer):
 
         return tf.function(lambda x: layer(x, training=False))
     if backend == "jax":
-        import jax
-
-        trainable = [v.value for v in layer.trainable_variables]
-        non_trainable = [v.value for v in layer.non_trainable_variables]
-        step = jax.jit(lambda tv, ntv, x: layer.stateless_call(tv, ntv, x, training=False)[0])
+        step, trainable, non_trainable = _jax_step(layer)
         return lambda x: step(trainable, non_trainable, x)
     return lambda x: layer(x, training=False)
+
+
+def _jax_step(layer):
+    import jax
+
+    trainable = [v.value for v in layer.trainable_variables]
+    non_trainable = [v.value for v in layer.non_trainable_variables]
+    step = jax.jit(lambda tv, ntv, x: layer.stateless_call(tv, ntv, x, training=False)[0])
+    return step, trainable, non_trainable
+
+
+def forward_peak_bytes(layer, x, forward=None):
+    """Peak bytes one forward pass of ``layer`` on ``x`` holds beyond what was allocated before it.
+
+    * TensorFlow: the peak of TensorFlow's allocator (``tf.config.experimental.
+      get_memory_info``, on the first GPU if there is one, else the CPU) during
+      one call of the compiled pass, minus what was allocated when it started.
+      It counts every tensor alive at the worst moment (the output included),
+      as the allocator saw it; the pass is called once first so that tracing
+      does not count. On the CPU the statistics are coarse: in our
+      measurements (TensorFlow 2.x with oneDNN) allocations under 256 KiB are
+      not counted at all, and a large allocation may be counted as the larger
+      block it was served from (up to twice its size). Trust it for passes
+      whose tensors are large (at width 96, from about a thousand tokens on),
+      and read a small result as "under a few hundred KiB".
+    * JAX: XLA's own plan for the compiled pass, its temporaries plus its
+      output (``memory_analysis()`` of the compiled function; no call needed).
+      XLA may fuse operations so that a tensor of the traced graph is never
+      stored whole, so this can be *smaller* than ``largest_intermediate``.
+
+    Args:
+        layer: a built Keras layer.
+        x: an input for it (NumPy or a tensor).
+        forward: the compiled pass to call (TensorFlow), e.g. the one
+            ``measure_mixer`` timed; a new ``tf.function`` by default.
+
+    Returns:
+        An ``int``, or ``None`` on other backends or when the backend keeps no statistics.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        device = "GPU:0" if tf.config.list_logical_devices("GPU") else "CPU:0"
+        forward = forward or _compiled_forward(layer)
+        x = tf.convert_to_tensor(x)
+        _sync(forward(x))  # traced and warm: tracing allocates too
+        try:
+            tf.config.experimental.reset_memory_stats(device)
+            before = tf.config.experimental.get_memory_info(device)["current"]
+            outputs = forward(x)
+            peak = tf.config.experimental.get_memory_info(device)["peak"]
+        except (ValueError, RuntimeError, tf.errors.OpError):  # no allocator statistics here
+            return None
+        _sync(outputs)
+        return int(peak - before)
+    if backend == "jax":
+        step, trainable, non_trainable = _jax_step(layer)
+        try:
+            analysis = step.lower(trainable, non_trainable, x).compile().memory_analysis()
+        except Exception:  # not every platform or version reports it
+            return None
+        if analysis is None:
+            return None
+        return int(analysis.temp_size_in_bytes + analysis.output_size_in_bytes)
+    return None
 
 
 def _sync(outputs):
@@ -266,15 +389,21 @@ def fit_power_law(n, cost, min_n=None, return_prefactor=False):
     return (float(slope), float(np.exp(intercept))) if return_prefactor else float(slope)
 
 
-def plot_scaling(costs, min_tokens=None, axes=None, title=None):
-    """Log-log plots of time and largest-tensor memory against tokens, with fitted slopes.
+def plot_scaling(costs, min_tokens=None, axes=None, title=None, panels=("seconds", "peak_bytes", "largest_bytes")):
+    """Log-log plots of time and memory against tokens, with fitted slopes.
 
     Args:
         costs: a ``MixerCost`` or a list of them (e.g. attention and focal modulation).
         min_tokens: fit the slopes on ``tokens >= min_tokens`` only; the fitted
             line is drawn over that range.
-        axes: two Matplotlib axes to draw on; a new figure by default.
+        axes: Matplotlib axes to draw on, one per panel shown; a new figure by default.
         title: figure title (say where the numbers come from).
+        panels: which measurements to draw, in order, among ``"seconds"`` (median
+            forward time), ``"peak_bytes"`` (peak memory of a pass) and
+            ``"largest_bytes"`` (largest intermediate tensor). A panel no cost
+            has a positive value for (e.g. peak memory on a backend without
+            statistics) is left out, and zeros (allocations too small for
+            TensorFlow's CPU statistics) are not drawn.
 
     Returns:
         The figure.
@@ -283,18 +412,30 @@ def plot_scaling(costs, min_tokens=None, axes=None, title=None):
 
     if isinstance(costs, MixerCost):
         costs = [costs]
+    known = {
+        "seconds": ("forward time (s)", "median forward time"),
+        "peak_bytes": ("bytes", "peak memory of one pass"),
+        "largest_bytes": ("bytes", "largest intermediate tensor"),
+    }
+    unknown = [p for p in panels if p not in known]
+    if unknown:
+        raise ValueError(f"`panels` must be among {', '.join(map(repr, known))}; received {unknown!r}.")
+    def measured(values):
+        values = np.asarray(values, dtype="float64")
+        return np.isfinite(values) & (values > 0)  # zero: below what the allocator counts
+
+    panels = [p for p in panels if any(measured(getattr(c, p)).any() for c in costs)] or ["seconds"]
     if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+        fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+        axes = axes[0]
     else:
         fig = axes[0].figure
-    panels = [
-        ("seconds", "forward time (s)", "median forward time"),
-        ("largest_bytes", "bytes", "largest intermediate tensor"),
-    ]
-    for ax, (attr, ylabel, panel_title) in zip(axes, panels):
+    for ax, attr in zip(axes, panels):
+        ylabel, panel_title = known[attr]
         for index, cost in enumerate(costs):
             values = getattr(cost, attr)
-            if not np.isfinite(values).any():
+            keep_values = measured(values)
+            if not keep_values.any():
                 continue
             color = f"C{index}"
             keep = cost.tokens >= (min_tokens or 0)
@@ -304,7 +445,7 @@ def plot_scaling(costs, min_tokens=None, axes=None, title=None):
             except ValueError:
                 slope = None
                 label = cost.name
-            ax.loglog(cost.tokens, values, "o", color=color, label=label)
+            ax.loglog(cost.tokens[keep_values], values[keep_values], "o", color=color, label=label)
             if slope is not None:
                 grid = np.geomspace(cost.tokens[keep].min(), cost.tokens[keep].max(), 50)
                 ax.loglog(grid, prefactor * grid**slope, "--", color=color, linewidth=1)

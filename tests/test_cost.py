@@ -89,3 +89,72 @@ def test_plot_scaling_draws_both_panels_with_slopes():
     assert memory_ax.get_xscale() == "log" and memory_ax.get_yscale() == "log"
     assert fig._suptitle.get_text() == "synthetic"
     matplotlib.pyplot.close(fig)
+
+
+# --- window attention's count, peak memory, three panels -------------------------------------
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("grid, window_size, heads, bias", [((8, 8), 4, 2, True), ((14, 14), 7, 1, False),
+                                                           ((4, 4), 7, 2, True), ((3, 5), 8, 1, True)])
+def test_window_attention_cost_counts_the_layer(grid, window_size, heads, bias):
+    from focaledu import receptive
+    from focaledu.attention import WindowAttention, window_plan
+
+    layer = WindowAttention(8, num_heads=heads, window_size=window_size, qkv_bias=bias)
+    layer.build((None, *grid, 8))
+    counted = cost.window_attention_cost(8, *grid, window_size, num_heads=heads, bias=bias)
+    assert counted["params"] == layer.count_params()
+    window_h, window_w, _ = window_plan(*grid, window_size)
+    n = grid[0] * grid[1]
+    assert counted["window"] == (window_h, window_w)
+    assert counted["macs"] == 4 * n * 64 + 2 * n * window_h * window_w * 8
+    if window_h * window_w == n:  # one window: the same MACs as global attention
+        assert counted["macs"] == receptive.attention_cost(8, *grid)["macs"]
+
+
+def test_window_attention_cost_is_linear_in_tokens():
+    macs = [cost.window_attention_cost(96, side, side, 7)["macs"] for side in (14, 28, 56, 112)]
+    assert [b / a for a, b in zip(macs, macs[1:])] == [4.0, 4.0, 4.0]
+    with pytest.raises(ValueError, match="`window_size` must divide"):
+        cost.window_attention_cost(96, 30, 30, 7)
+
+
+@pytest.mark.backends
+def test_forward_peak_bytes_sees_the_score_matrix():
+    layer = MultiHeadSelfAttention(8, 2)
+    x = np.random.default_rng(0).normal(size=(1, 16, 16, 8)).astype("float32")
+    layer(x)
+    peak = cost.forward_peak_bytes(layer, x)
+    result = cost.measure_mixer(lambda dim: MultiHeadSelfAttention(dim, 2), [64, 256], width=8, repeats=1)
+    if result.backend == "tensorflow":
+        # The allocator held at least the (1, 2, 256, 256) attention weights at once.
+        assert peak >= cost.score_matrix_bytes(1, 2, 256)
+        # TensorFlow's CPU allocator statistics skip allocations under 256 KiB: N = 64 may read 0.
+        assert result.peak_bytes[0] >= 0 and result.peak_bytes[1] >= cost.score_matrix_bytes(1, 2, 256)
+        assert "peak memory" in result.table()
+    elif result.backend == "jax":
+        assert peak > 256 * 8 * 4 and np.all(result.peak_bytes > 0)  # XLA's plan: temporaries + output
+    else:
+        assert peak is None and np.isnan(result.peak_bytes).all()
+    assert cost.measure_mixer(lambda dim: MultiHeadSelfAttention(dim, 2), [16], width=8, repeats=1,
+                              peak=False).peak_bytes.shape == (1,)
+
+
+def test_plot_scaling_adds_the_peak_panel_when_measured():
+    n = np.array([16, 64, 256])
+    quadratic = cost.MixerCost("attention", 8, 1, n, 1e-8 * n**2.0, 4.0 * n**2, [None] * 3, "tensorflow",
+                               peak_bytes=8.0 * n**2)
+    linear = cost.MixerCost("window", 8, 1, n, 1e-6 * n, 40.0 * n, backend="tensorflow", peak_bytes=90.0 * n)
+    fig = cost.plot_scaling([quadratic, linear])
+    assert [ax.get_title() for ax in fig.axes] == ["median forward time", "peak memory of one pass",
+                                                   "largest intermediate tensor"]
+    labels = [text.get_text() for text in fig.axes[1].get_legend().get_texts()]
+    assert labels == ["attention: slope 2.00", "window: slope 1.00"]
+    assert linear.peak_slope() == pytest.approx(1.0) and linear.largest_shapes == [None] * 3
+    matplotlib.pyplot.close(fig)
+    fig = cost.plot_scaling([linear], panels=("peak_bytes",))
+    assert len(fig.axes) == 1
+    matplotlib.pyplot.close(fig)
+    with pytest.raises(ValueError, match="`panels` must be among"):
+        cost.plot_scaling([linear], panels=("flops",))

@@ -6,7 +6,12 @@
   those of one ``FocalModulation`` (as ``focaledu.receptive.modulation_cost``);
 * ``crossover_tokens(fn)``: ``fn(dim, focal_level, focal_window, focal_factor)``,
   the smallest ``N`` at which attention needs more MACs than focal modulation;
-* ``power_law_slope(fn)``: ``fn(n, cost)``, the log-log slope ``p`` of ``cost = a n^p``.
+* ``power_law_slope(fn)``: ``fn(n, cost)``, the log-log slope ``p`` of ``cost = a n^p``;
+* ``window_attention_macs(fn)``: ``fn(dim, height, width, window_size)``, those of
+  Swin's window attention, ``4 N C^2 + 2 N M^2 C`` (``focaledu.cost.window_attention_cost``);
+* ``window_prediction(same_up_to, ratio_at_63)``: a prediction, checked against the
+  counts: up to how many tokens window attention *is* global attention, and how many
+  times global attention's MACs are window attention's on a 63 x 63 map (C = 96, M = 7).
 
 Each recognises the typical mistakes and names them.
 """
@@ -230,4 +235,92 @@ def power_law_slope(fn):
     return compare("power_law_slope", fn, _slope_reference, _SLOPE_CASES, _SLOPE_MISTAKES, atol=1e-6, rtol=1e-6)
 
 
-__all__ = ["attention_macs", "crossover_tokens", "modulation_macs", "power_law_slope"]
+# --- window attention -------------------------------------------------------------------
+
+
+def _window_macs(dim, height, width, window_size):
+    from focaledu.cost import window_attention_cost
+
+    return window_attention_cost(dim, height, width, window_size)["macs"]
+
+
+def _window_unshrunk(dim, height, width, window_size):
+    n = height * width
+    return 4 * n * dim * dim + 2 * n * window_size * window_size * dim
+
+
+_WINDOW_CASES = [
+    ("C = 96, 56 x 56 map, M = 7 (Swin-T stage 1)", (96, 56, 56, 7)),
+    ("C = 384, 14 x 14 map, M = 7 (Swin-T stage 3)", (384, 14, 14, 7)),
+    ("C = 32, 12 x 12 map, M = 4", (32, 12, 12, 4)),
+    ("C = 64, 4 x 4 map, M = 7 (the map is smaller than one window)", (64, 4, 4, 7)),
+]
+_WINDOW_MISTAKES = [
+    ("that is global attention (2 N^2 C): in window attention a token meets only the M^2 tokens of its "
+     "window, 2 N M^2 C", lambda c, h, w, m: receptive.attention_cost(c, h, w)["macs"]),
+    ("a window holds M^2 tokens, not M: Q K^T and A V cost 2 N M^2 C",
+     lambda c, h, w, m: 4 * h * w * c * c + 2 * h * w * min(m, h) * c),
+    ("you left out the projections: qkv and proj cost 4 N C^2, as in global attention",
+     lambda c, h, w, m: _window_macs(c, h, w, m) - 4 * h * w * c * c),
+    ("you counted one window's attention (2 M^4 C) instead of all N / M^2 windows (2 N M^2 C)",
+     lambda c, h, w, m: 4 * h * w * c * c + 2 * min(m, h) ** 4 * c),
+    ("a map smaller than the window is one window of all its tokens (Swin shrinks the window): a token "
+     "cannot meet more than the N tokens there are", _window_unshrunk),
+    ("you counted three projections (q, k, v); the output projection adds N C^2 (4 N C^2 in all)",
+     lambda c, h, w, m: _window_macs(c, h, w, m) - h * w * c * c),
+]
+
+
+def window_attention_macs(fn):
+    """Checks ``fn(dim, height, width, window_size) -> int``: the MACs of Swin's window attention,
+    ``4 N C^2 + 2 N M^2 C`` (one window of ``H x W`` tokens when the map fits in one, as
+    ``focaledu.attention.window_plan`` tiles it; mask, shift and softmax left out)."""
+    return compare("window_attention_macs", fn, _window_macs, _WINDOW_CASES, _WINDOW_MISTAKES, atol=0.5, rtol=1e-9)
+
+
+#: The prediction exercise's setting: width, window, map side.
+PREDICTION_SETTING = {"dim": 96, "window_size": 7, "side": 63}
+
+
+def window_prediction(same_up_to, ratio_at_63):
+    """Checks a prediction made before measuring (C = 96, M = 7, square maps).
+
+    Args:
+        same_up_to: the largest token count ``N`` at which window attention
+            does exactly what global attention does (the whole map is one window).
+        ratio_at_63: how many times global attention's MACs are window
+            attention's on a 63 x 63 map (within 10 %).
+    """
+    from focaledu.checks._core import CheckResult
+
+    name = "window_prediction"
+    c, m, side = PREDICTION_SETTING["dim"], PREDICTION_SETTING["window_size"], PREDICTION_SETTING["side"]
+    n = side * side
+    ratio = receptive.attention_cost(c, side, side)["macs"] / _window_macs(c, side, side, m)
+    for label, value in (("same_up_to", same_up_to), ("ratio_at_63", ratio_at_63)):
+        if value is None or value is ...:
+            return CheckResult(name, False, f"make your prediction first: `{label}` is still {value!r}.")
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            return CheckResult(name, False, f"`{label}` must be a number; received {value!r}.")
+    problems = []
+    if same_up_to == m:
+        problems.append(f"{m} is the side of the window; count tokens: a {m} x {m} window holds {m * m}")
+    elif same_up_to != m * m:
+        problems.append(f"same_up_to={same_up_to!r}: window attention is global attention while the whole "
+                        f"map fits in one window, i.e. up to {m} x {m} = {m * m} tokens on a square map")
+    if not 0.9 * ratio <= ratio_at_63 <= 1.1 * ratio:
+        pairwise = n / (m * m)
+        if abs(ratio_at_63 - pairwise) <= 0.1 * pairwise:
+            problems.append(f"ratio_at_63={ratio_at_63:.3g} is N / M^2 = {pairwise:.0f}, the ratio of the pairwise "
+                            "terms alone; both layers also pay 4 N C^2 for their projections, which dilutes it")
+        else:
+            problems.append(f"ratio_at_63={ratio_at_63:.3g}: divide (4 N C^2 + 2 N^2 C) by (4 N C^2 + 2 N M^2 C); "
+                            "N C cancels, leaving (4 C + 2 N) / (4 C + 2 M^2)")
+    if problems:
+        return CheckResult(name, False, "; ".join(problems) + ".")
+    return CheckResult(name, True, f"right: the same computation up to {m * m} tokens, and "
+                                   f"(4C + 2N) / (4C + 2M^2) = {ratio:.1f} times the MACs at {side} x {side}.")
+
+
+__all__ = ["attention_macs", "crossover_tokens", "modulation_macs", "power_law_slope", "window_attention_macs",
+           "window_prediction"]
