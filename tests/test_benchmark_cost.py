@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from focaledu import checks, receptive
+from focaledu import checks, cost, receptive
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "modulation_vs_attention.py"
@@ -26,24 +26,35 @@ def _load_script():
 
 
 def _check_record(record):
-    for key in ("results", "slopes", "command", "machine", "versions", "date", "load_average_before",
-                "width", "ratio_time", "ratio_memory", "notes"):
+    for key in ("results", "headline", "slopes", "command", "machine", "versions", "date", "load_average_before",
+                "width", "window_size", "ratio_time", "ratio_memory", "ratio_window_time", "notes", "peak_meaning"):
         assert key in record, key
     assert "shared" in record["notes"]
     assert "load_average_1min" in record["machine"]
     rows = record["results"]
     tokens = [r["tokens"] for r in rows]
     assert tokens == sorted(tokens) and len(tokens) >= 3
+    heads, window, width = record["attention_heads"], record["window_size"], record["width"]
     for row in rows:
-        assert row["width"] == record["width"]
+        assert row["width"] == width
         assert row["focal_ms"] > 0 and row["focal_memory_bytes"] > 0
         if row["attention_ms"] is not None:
             assert row["attention_ms"] > 0 and row["attention_memory_bytes"] > 0
             # Once heads * N >= C the largest tensor of attention is the (B, heads, N, N) score matrix.
-            if record["attention_heads"] * row["tokens"] >= record["width"]:
-                assert row["attention_memory_bytes"] == 4 * record["attention_heads"] * row["tokens"] ** 2
+            if heads * row["tokens"] >= width:
+                assert row["attention_memory_bytes"] == 4 * heads * row["tokens"] ** 2
+        if row["window_ms"] is not None:
+            side = row["grid"][0]
+            assert row["window_ms"] > 0
+            assert row["window_macs"] == cost.window_attention_cost(width, side, side, window, heads)["macs"]
+            # Window attention's score tensor, (B, windows, heads, M^2, M^2), is B * heads * N * M^2 values;
+            # the (B, N, 3C) output of qkv is larger when heads * M^2 < 3C.
+            m2 = min(window, side) ** 2
+            assert row["window_memory_bytes"] == 4 * row["tokens"] * max(heads * m2, 3 * width)
     assert record["slopes"]["attention_memory"] == pytest.approx(2.0, abs=1e-6)
     assert record["slopes"]["focal_memory"] == pytest.approx(1.0, abs=0.05)
+    assert record["slopes"]["window_memory"] == pytest.approx(1.0, abs=0.05)
+    assert record["headline"] and all(r["tokens"] in tokens for r in record["headline"])
 
 
 def test_smoke_run_writes_json_and_png(tmp_path):
@@ -128,3 +139,37 @@ def test_unfinished_exercise_is_reported():
 
     result = checks.crossover_tokens(todo)
     assert not result and "not implemented" in result.message
+
+
+# --- Chapter 9's window-attention checks ------------------------------------------------------
+
+
+def _window(c, h, w, m):
+    side = min(m, h, w) if max(h, w) > m else None
+    window = (h * w) if side is None else m * m
+    return 4 * h * w * c * c + 2 * h * w * window * c
+
+
+def test_window_attention_macs_check_accepts_the_reference_and_names_each_mistake():
+    from focaledu.checks import cost as cost_checks
+
+    assert cost_checks.window_attention_macs(_window)
+    messages = [message for message, _ in cost_checks._WINDOW_MISTAKES]
+    for message, wrong in cost_checks._WINDOW_MISTAKES:
+        result = cost_checks.window_attention_macs(wrong)
+        assert not result and message in result.message, (message, result.message)
+    assert len(set(messages)) == len(messages)
+
+
+def test_window_prediction_check():
+    from focaledu.checks import cost as cost_checks
+
+    # (4 * 96 + 2 * 3969) / (4 * 96 + 2 * 49) = 8322 / 482
+    assert cost_checks.window_prediction(49, 17.3)
+    assert cost_checks.window_prediction(49, 8322 / 482 * 1.08)
+    assert "side of the window" in cost_checks.window_prediction(7, 17.3).message
+    assert "up to 7 x 7 = 49 tokens" in cost_checks.window_prediction(3969, 17.3).message
+    assert "pairwise" in cost_checks.window_prediction(49, 81).message
+    assert "(4 C + 2 N) / (4 C + 2 M^2)" in cost_checks.window_prediction(49, 2.0).message
+    assert "make your prediction first" in cost_checks.window_prediction(..., 17.3).message
+    assert "must be a number" in cost_checks.window_prediction(49, "17").message
