@@ -28,6 +28,9 @@ __all__ = [
     "focal_modulation",
     "focal_block",
     "modulation_params",
+    "receptive_field_prediction",
+    "softmax_gated_aggregation",
+    "scale_exponents",
 ]
 
 
