@@ -89,6 +89,10 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("dwconv", "depthwise convolutions only (expand x2, kernels 3, 5 with GELU, project; no gates, "
                       "no modulation); MLP narrowed to the baseline's parameters",
             {"mixer": "dwconv", "mlp_ratio": 3.921875}, "mixer"),
+    Variant("window", "Swin window attention, 4x4 windows (stage 0: four windows, shifted by 2 in every second "
+                      "block; stages 1-2 fit in one window), head width 32, relative position bias; MLP widened "
+                      "to the baseline's parameters",
+            {"mixer": "window", "window_size": 4, "mlp_ratio": 4.09375}, "mixer"),
 )
 
 _BY_NAME = {v.name: v for v in VARIANTS}

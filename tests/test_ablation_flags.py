@@ -200,7 +200,7 @@ def test_block_mixers_swap_only_the_mixer():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(mixer="transformer"), r"`mixer` must be one of 'focal', 'attention', 'dwconv'; received mixer='transformer'"),
+        (dict(mixer="transformer"), r"`mixer` must be one of 'focal', 'attention', 'dwconv', 'window'; received mixer='transformer'"),
         (dict(pre_norm=False, use_postln=True), "pre_norm=False"),
         (dict(pre_norm=0), r"`pre_norm` must be True or False"),
         (dict(num_heads=0), r"`num_heads` must be an integer >= 1"),

@@ -34,7 +34,7 @@ def _load_script():
 def test_variants_cover_the_issue():
     names = [v.name for v in ablations.VARIANTS]
     assert names == ["baseline", "levels_1", "levels_3", "levels_4", "uniform_gates", "no_global", "no_prenorm",
-                     "attention", "dwconv"]
+                     "attention", "dwconv", "window"]
     assert ablations.variant("levels_4").overrides == {"focal_levels": [4, 4, 4]}
     with pytest.raises(ValueError, match="Unknown ablation `name` 'gates'. Accepted values: baseline, levels_1"):
         ablations.variant("gates")
@@ -46,7 +46,7 @@ def test_variants_cover_the_issue():
 def test_every_variant_builds_and_mixers_have_the_baseline_budget():
     counts = ablations.parameter_counts()
     assert counts["baseline"] == BASELINE_PARAMETERS
-    for name in ("attention", "dwconv"):
+    for name in ("attention", "dwconv", "window"):
         assert abs(counts[name] / counts["baseline"] - 1) < 0.001, (name, counts[name])
     assert counts["levels_1"] < counts["baseline"] < counts["levels_3"] < counts["levels_4"]
     assert counts["baseline"] - counts["uniform_gates"] == 2 * (65 + 129 + 257) * 3  # (C + 1)(L + 1) per block
@@ -56,11 +56,11 @@ def test_every_variant_builds_and_mixers_have_the_baseline_budget():
     assert model.output_shape == (None, 3) and model.modulation_outputs == {}
 
 
-@pytest.mark.parametrize("name", ["attention", "dwconv"])
+@pytest.mark.parametrize("name", ["attention", "dwconv", "window"])
 def test_recorded_mlp_ratios_are_the_matched_ones(name):
-    mixer = ablations.variant(name).overrides["mixer"]
-    assert ablations.matched_mlp_ratio({"mixer": mixer}, BASELINE_PARAMETERS) == ablations.variant(name).overrides[
-        "mlp_ratio"]
+    overrides = dict(ablations.variant(name).overrides)
+    recorded = overrides.pop("mlp_ratio")
+    assert ablations.matched_mlp_ratio(overrides, BASELINE_PARAMETERS) == recorded
 
 
 def test_benchmark_recipe_is_the_documented_budget():
