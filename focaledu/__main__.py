@@ -13,7 +13,7 @@ Examples::
     python -m focaledu evaluate --model runs/tiny/model.keras --data ~/data/cifar10-jpeg.zip
 
     # instructors: notebooks without solutions, then grade what students hand in
-    python -m focaledu student-notebooks --out student/
+    python -m focaledu student-notebooks --out student/   # from a clone; else add --book PATH
     python -m focaledu autograde submissions/*.ipynb
 
 Without ``--data``, CIFAR-10 is looked up as ``focaledu.data.load_cifar10()``

@@ -1,7 +1,9 @@
 """Student notebooks and autograding for instructors.
 
-``python -m focaledu student-notebooks --out DIR`` writes one student notebook
-per chapter (``book/*.ipynb``): every code cell tagged ``solution`` becomes a
+``python -m focaledu student-notebooks --out DIR [--book PATH]`` writes one
+student notebook per chapter (``PATH/*.ipynb``; ``PATH`` defaults to the
+``book/`` folder of the checkout the package runs from, and a pip install,
+which has no book, must name it): every code cell tagged ``solution`` becomes a
 *stub* that defines the same function names and raises
 ``NotImplementedError`` with the exercise's hint, the text of the gated
 solutions (``{solution-start}`` ... ``{solution-end}``) is removed, the
@@ -156,10 +158,30 @@ def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
-def chapters(book: Path | str = ROOT / "book") -> list[Path]:
-    """The chapter notebooks, i.e. ``book/*.ipynb`` with at least one solution cell."""
+def default_book() -> Path | None:
+    """The ``book/`` folder of the checkout this package runs from, or None.
+
+    None for a pip install (the package then sits in ``site-packages`` with no
+    ``book/`` and no ``pyproject.toml`` beside it).
+    """
+    book = ROOT / "book"
+    return book if book.is_dir() and (ROOT / "pyproject.toml").is_file() else None
+
+
+class NoChaptersError(LookupError):
+    """No chapter notebook found where ``student-notebooks`` looked."""
+
+
+def chapters(book: Path | str | None = None) -> list[Path]:
+    """The chapter notebooks, i.e. ``book/*.ipynb`` with at least one solution cell.
+
+    ``book`` defaults to :func:`default_book`; an empty list when there is none.
+    """
     import nbformat  # here, not at the top: `python -m focaledu train` must not need it
 
+    book = default_book() if book is None else book
+    if book is None:
+        return []
     found = []
     for path in sorted(Path(book).glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
@@ -168,14 +190,33 @@ def chapters(book: Path | str = ROOT / "book") -> list[Path]:
     return found
 
 
-def write_student_notebooks(out: Path | str, sources=None) -> list[Path]:
-    """Writes the student version of every chapter (or of ``sources``) into ``out``."""
+def _no_chapters_message(book: Path | str | None) -> str:
+    if book is None:
+        return ("no book to read: focaledu runs from an installed package, which has no book/ folder. "
+                "Pass the book's folder with --book PATH (the book/ folder of a clone of the repository), "
+                "or name chapter notebooks (CHAPTER.ipynb ...).")
+    where = Path(book)
+    what = "does not exist" if not where.is_dir() else "holds no chapter notebook"
+    return (f"--book {str(where)!r} {what}: looked for {where / '*.ipynb'} with at least one code cell "
+            f"tagged {SOLUTION_TAG!r}. Pass the book's folder with --book PATH (the book/ folder of a clone "
+            "of the repository, whose .ipynb files are paired with its .md chapters).")
+
+
+def write_student_notebooks(out: Path | str, sources=None, book: Path | str | None = None) -> list[Path]:
+    """Writes the student version of every chapter (or of ``sources``) into ``out``.
+
+    The chapters are those of ``book`` (default: :func:`default_book`). Raises
+    :class:`NoChaptersError` when there is none, before writing anything.
+    """
     import nbformat
 
+    sources = list(sources or chapters(book))
+    if not sources:
+        raise NoChaptersError(_no_chapters_message(default_book() if book is None else book))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for source in sources or chapters():
+    for source in sources:
         nb = student_notebook(nbformat.read(source, as_version=4))
         target = out / Path(source).name
         nbformat.write(nb, target)
@@ -280,8 +321,14 @@ def add_student_notebooks_parser(sub):
                     "exercises and check cells kept, outputs cleared.",
     )
     p.add_argument("--out", required=True, type=Path, metavar="DIR")
+    default = default_book()
+    p.add_argument("--book", type=Path, default=None, metavar="PATH",
+                   help="the book's folder, whose *.ipynb chapters are read (default: "
+                        + (f"{default}, the checkout's book/)" if default else
+                           "the book/ folder of the checkout the package runs from; a pip install has none, "
+                           "so name it)"))
     p.add_argument("chapters", nargs="*", type=Path, metavar="CHAPTER.ipynb",
-                   help="default: every book/*.ipynb with solution cells")
+                   help="default: every *.ipynb of --book with solution cells")
     return p
 
 
@@ -305,7 +352,11 @@ def run_student_notebooks(args) -> int:
         if not path.is_file():
             print(f"error: {path} does not exist.", file=sys.stderr)
             return 2
-    written = write_student_notebooks(args.out, args.chapters or None)
+    try:
+        written = write_student_notebooks(args.out, args.chapters or None, book=getattr(args, "book", None))
+    except NoChaptersError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     for path in written:
         nb = nbformat.read(path, as_version=4)
         print(f"{path}: {nb.metadata[META_KEY]['stubs']} exercises")

@@ -161,6 +161,38 @@ def test_every_chapter_student_version_hides_its_solutions(tmp_path):
             assert "NotImplementedError" in stub.source
 
 
+def test_student_notebooks_from_the_book_folder(tmp_path, capsys):
+    """`student-notebooks --book book/` writes one student notebook per chapter."""
+    expected = [p.name for p in student.chapters(ROOT / "book")]
+    assert expected and student.default_book() == ROOT / "book"  # the tests run from a checkout
+    out = tmp_path / "student"
+    assert cli(["student-notebooks", "--book", str(ROOT / "book"), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("*.ipynb")) == expected
+    printed = capsys.readouterr().out
+    assert all(f"{out / name}: " in printed for name in expected), printed
+
+
+def test_student_notebooks_without_chapters_fails_and_names_book(tmp_path, capsys):
+    empty, out = tmp_path / "empty", tmp_path / "student"
+    empty.mkdir()
+    assert cli(["student-notebooks", "--book", str(empty), "--out", str(out)]) != 0
+    err = capsys.readouterr().err
+    assert "--book" in err and str(empty / "*.ipynb") in err and "holds no chapter notebook" in err, err
+    assert not out.exists()  # nothing written, not even the folder
+    assert cli(["student-notebooks", "--book", str(tmp_path / "nowhere"), "--out", str(out)]) != 0
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_student_notebooks_from_a_pip_install_needs_book(tmp_path, monkeypatch, capsys):
+    """Installed in site-packages, the package has no book/ beside it: no default, a clear error."""
+    monkeypatch.setattr(student, "ROOT", tmp_path / "site-packages")
+    assert student.default_book() is None and student.chapters() == []
+    assert cli(["student-notebooks", "--out", str(tmp_path / "student")]) != 0
+    err = capsys.readouterr().err
+    assert "--book PATH" in err and "no book/ folder" in err, err
+    assert not (tmp_path / "student").exists()
+
+
 def test_chapter_solutions_pass_every_check():
     """The committed chapter (its outputs are checked by `make test` with nbval) passes every check."""
     grades = student.grade_executed(nbformat.read(CHAPTER, as_version=4), CHAPTER.name)
