@@ -5,7 +5,17 @@ from focaledu.layers import FocalModulation, FocalNetBlock, Mlp, PatchEmbedding
 from focaledu.model import PRESETS, FocalNet, list_presets, preset_config
 from focaledu.zoo import list_pretrained, pretrained, pretrained_info
 
-__version__ = "0.1.0"
+def _version() -> str:
+    # Defined once, in pyproject.toml; an installed package (editable or not) carries it in its metadata.
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("focaledu")
+    except PackageNotFoundError:  # imported from a checkout that was never installed
+        return "0+unknown"
+
+
+__version__ = _version()
 
 __all__ = [
     "FocalModulation",
