@@ -20,8 +20,9 @@ Conventions the chapters follow (see ``book/03_hierarchical_contextualization.md
   ``def f(x): raise NotImplementedError("hint")``; it is used as is when it
   defines the solution's function, else a stub is generated from the
   solution's signature;
-- a solution cell only defines functions or classes (and imports); anything
-  else in it is dropped from the student version;
+- a solution cell defines functions or classes (and imports), or assigns a
+  prediction whose stub in the exercise's block leaves a ``...``; anything else
+  in it is dropped from the student version;
 - the check cell after it calls ``checks.<exercise>(<function>)``.
 """
 
@@ -82,6 +83,19 @@ def _defined_names(tree: ast.Module) -> set[str]:
     return {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
 
 
+def _assigned_names(tree: ast.Module) -> set[str]:
+    """Names a cell assigns at top level (a prediction such as ``predicted_side = 19``)."""
+    targets = [t for n in tree.body if isinstance(n, ast.Assign) for t in n.targets]
+    return {name.id for t in targets for name in ast.walk(t) if isinstance(name, ast.Name)}
+
+
+def _is_stub_block(block: str, tree: ast.Module) -> bool:
+    """An exercise's code block is a stub when its functions raise NotImplementedError or
+    its assignments leave a ``...`` (or None) for the learner to fill in."""
+    placeholders = any(isinstance(n, ast.Constant) and n.value in (Ellipsis, None) for n in ast.walk(tree))
+    return "NotImplementedError" in block or (bool(_assigned_names(tree)) and placeholders)
+
+
 def _generated_stub(node) -> str:
     hint = f"write `{node.name}`: see the exercise above"
     if isinstance(node, ast.ClassDef):
@@ -93,14 +107,15 @@ def _generated_stub(node) -> str:
 def stub_source(solution: str, exercise_blocks: list[str]) -> str:
     """The student version of a solution cell: its imports, then stubs of its definitions."""
     tree = ast.parse(solution)
-    wanted = _defined_names(tree)
+    wanted = _defined_names(tree) | _assigned_names(tree)
     stubs, covered = [], set()
     for block in exercise_blocks:
         try:
-            names = _defined_names(ast.parse(block))
+            block_tree = ast.parse(block)
         except SyntaxError:
             continue
-        if names & wanted and not names & covered and "NotImplementedError" in block:
+        names = _defined_names(block_tree) | _assigned_names(block_tree)
+        if names & wanted and not names & covered and _is_stub_block(block, block_tree):
             stubs.append(block.strip("\n") + "\n")
             covered |= names
     for node in tree.body:

@@ -158,7 +158,44 @@ def test_every_chapter_student_version_hides_its_solutions(tmp_path):
                 assert f"def {name}(" in text or f"class {name}" in text, f"{source.name}: no stub for {name}"
         for stub in (c for c in nb.cells if "stub" in c.metadata.get("tags", [])):
             ast.parse(stub.source)
-            assert "NotImplementedError" in stub.source
+            assert "NotImplementedError" in stub.source or "..." in stub.source, stub.source
+
+
+def _names_bound(source):
+    tree = ast.parse(source)
+    bound = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    bound |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    bound |= {(a.asname or a.name).split(".")[0] for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+              for a in n.names}
+    return bound
+
+
+def test_every_check_in_a_student_notebook_gets_defined_names():
+    """What a check cell hands to its check is defined in the student version, stub or prediction alike
+    (a prediction left out of the stubs made the check cell raise NameError)."""
+    for source in student.chapters():
+        nb = student.student_notebook(nbformat.read(source, as_version=4))
+        bound = set()
+        for cell in (c for c in nb.cells if c.cell_type == "code"):
+            code = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+            for statement in ast.parse(code).body:  # in order: a stub may assign, then call its check
+                for call in (n for n in ast.walk(statement) if isinstance(n, ast.Call)):
+                    if "checks." in ast.unparse(call.func):
+                        used = {n.id for arg in call.args for n in ast.walk(arg) if isinstance(n, ast.Name)}
+                        missing = used - bound - set(dir(__builtins__))
+                        assert not missing, f"{source.name}: {ast.unparse(call)} uses undefined {sorted(missing)}"
+                bound |= _names_bound(ast.unparse(statement))
+
+
+def test_a_prediction_stub_comes_from_the_exercise_and_an_unanswered_check_says_so():
+    solution = "predicted_side = 1 + 4 + 8\nseen = measure()\nprint(predicted_side)\n"
+    stub = student.stub_source(solution, ["predicted_side = ...  # your prediction, in tokens\n"])
+    assert "predicted_side = ...  # your prediction" in stub and "1 + 4 + 8" not in stub and "measure" not in stub
+    from focaledu import checks
+
+    result = checks.receptive_field_prediction(...)
+    assert not result and result.message.startswith("not implemented yet. Hint: ")
+    assert not checks.perturbation_reach({"a": None}, [1], [2]) and checks.receptive_field_prediction(19)
 
 
 def test_student_notebooks_from_the_book_folder(tmp_path, capsys):
@@ -196,7 +233,7 @@ def test_student_notebooks_from_a_pip_install_needs_book(tmp_path, monkeypatch, 
 def test_chapter_solutions_pass_every_check():
     """The committed chapter (its outputs are checked by `make test` with nbval) passes every check."""
     grades = student.grade_executed(nbformat.read(CHAPTER, as_version=4), CHAPTER.name)
-    assert len(grades) == 3 and all(g.status == "passed" for g in grades), grades
+    assert len(grades) == 4 and all(g.status == "passed" for g in grades), grades
 
 
 def test_chapter_student_version_fails_exactly_at_the_stubs(tmp_path):
@@ -207,7 +244,7 @@ def test_chapter_student_version_fails_exactly_at_the_stubs(tmp_path):
     assert not errors, errors
     grades = student.grade_executed(nb, path.name)
     assert [g.exercise for g in grades] == nb.metadata["focaledu"]["checks"]
-    assert len(grades) == nb.metadata["focaledu"]["stubs"] == 3
+    assert len(grades) == nb.metadata["focaledu"]["stubs"] == 4
     for grade in grades:
         assert grade.status == "not yet" and grade.message.startswith("not implemented yet. Hint: "), grade
 

@@ -34,6 +34,20 @@ class CheckResult:
         return f"{mark} ({self.name}): {self.message}"
 
 
+def unanswered(name, *predictions):
+    """A "not yet" result when a prediction still holds the exercise's ``...`` (or None), else None."""
+    def blank(value):
+        if value is Ellipsis or value is None:
+            return True
+        if isinstance(value, dict):
+            return any(blank(v) for v in value.values())
+        return isinstance(value, (list, tuple)) and any(blank(v) for v in value)
+
+    if any(blank(p) for p in predictions):
+        return CheckResult(name, False, "not implemented yet. Hint: replace each `...` (or None) with your prediction.")
+    return None
+
+
 def _numpy(value):
     if isinstance(value, (tuple, list)):
         return [_numpy(v) for v in value]

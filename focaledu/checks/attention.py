@@ -11,7 +11,7 @@ Inputs are NumPy float32 arrays, so solutions may use NumPy or ``keras.ops``.
 import numpy as np
 
 from focaledu import attention, cost
-from focaledu.checks._core import CheckResult, _numpy, compare
+from focaledu.checks._core import CheckResult, _numpy, compare, unanswered
 
 # --- helpers shared by the wrong variants -------------------------------------------
 
@@ -423,6 +423,9 @@ def attention_growth(output_factor, weights_factor, params_factor):
     answers, 4, 16 and 1, are what the layer measures (tested in
     ``tests/test_checks_attention.py``).
     """
+    blank = unanswered("attention_growth", output_factor, weights_factor, params_factor)
+    if blank is not None:
+        return blank
     try:
         output_factor, weights_factor, params_factor = (
             float(value) for value in (output_factor, weights_factor, params_factor)
@@ -502,6 +505,9 @@ def perturbation_reach(attention_changed, focal_changed, focal_local):
     global average) that change; ``focal_local``: tokens whose *local* context
     changes, beyond the shift that the global average gives every token.
     """
+    blank = unanswered("perturbation_reach", attention_changed, focal_changed, focal_local)
+    if blank is not None:
+        return blank
     try:
         attention_changed, focal_changed, focal_local = (
             _indices(v) for v in (attention_changed, focal_changed, focal_local)
