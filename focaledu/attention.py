@@ -47,12 +47,26 @@ def scaled_dot_product_attention(q, k, v, mask=None, return_scores=False):
     # width, so the softmax does not saturate into a one-hot at initialisation.
     scale = 1.0 / math.sqrt(q.shape[-1])
     scores = ops.matmul(q, ops.swapaxes(k, -1, -2)) * scale
-    if mask is not None:
-        scores = ops.where(ops.cast(mask, "bool"), scores, MASK_VALUE)
     # Each query's weights over the keys sum to 1: softmax over the key axis.
-    weights = ops.softmax(scores, axis=-1)
+    weights = masked_softmax(scores, None if mask is None else ops.cast(mask, "bool"))
     out = ops.matmul(weights, v)
     return (out, weights) if return_scores else out
+
+
+def masked_softmax(scores, mask=None):
+    """``softmax`` over the last axis, with ``MASK_VALUE`` where ``mask`` is False.
+
+    Half-precision scores (mixed precision) are masked and normalised in
+    float32, where ``MASK_VALUE`` is finite, and the weights come back in the
+    scores' dtype; float32 scores are computed as they are.
+    """
+    dtype = keras.backend.standardize_dtype(scores.dtype)
+    if dtype in ("float16", "bfloat16"):
+        scores = ops.cast(scores, "float32")
+    if mask is not None:
+        scores = ops.where(mask, scores, MASK_VALUE)
+    weights = ops.softmax(scores, axis=-1)
+    return weights if keras.backend.standardize_dtype(weights.dtype) == dtype else ops.cast(weights, dtype)
 
 
 def split_heads(x, num_heads):
@@ -155,12 +169,13 @@ class MultiHeadSelfAttention(layers.Layer):
                 f"channels) inputs; received shape {tuple(input_shape)}."
             )
         tokens_shape = (None, None, self.dim)
-        self.q = layers.Dense(self.dim, use_bias=self.qkv_bias, name="q")
-        self.k = layers.Dense(self.dim, use_bias=self.qkv_bias, name="k")
-        self.v = layers.Dense(self.dim, use_bias=self.qkv_bias, name="v")
-        self.attn_drop = layers.Dropout(self.attn_drop_rate, name="attn_drop")
-        self.proj = layers.Dense(self.dim, name="proj")
-        self.proj_drop = layers.Dropout(self.proj_drop_rate, name="proj_drop")
+        policy = self.dtype_policy
+        self.q = layers.Dense(self.dim, use_bias=self.qkv_bias, name="q", dtype=policy)
+        self.k = layers.Dense(self.dim, use_bias=self.qkv_bias, name="k", dtype=policy)
+        self.v = layers.Dense(self.dim, use_bias=self.qkv_bias, name="v", dtype=policy)
+        self.attn_drop = layers.Dropout(self.attn_drop_rate, name="attn_drop", dtype=policy)
+        self.proj = layers.Dense(self.dim, name="proj", dtype=policy)
+        self.proj_drop = layers.Dropout(self.proj_drop_rate, name="proj_drop", dtype=policy)
         for dense in (self.q, self.k, self.v, self.proj):
             dense.build(tokens_shape)
         if self.relative_position_bias:
@@ -195,7 +210,7 @@ class MultiHeadSelfAttention(layers.Layer):
                     f"received inputs of shape {tuple(x.shape)}."
                 )
             scores = scores + ops.cast(self.position_bias(), scores.dtype)
-        weights = ops.softmax(scores, axis=-1)
+        weights = masked_softmax(scores)
         y = ops.matmul(self.attn_drop(weights, training=training), v)
         y = self.proj_drop(self.proj(merge_heads(y)), training=training)
 
@@ -421,9 +436,8 @@ class WindowAttention(layers.Layer):
         scores = ops.matmul(q, ops.swapaxes(k, -1, -2)) * (1.0 / math.sqrt(self.head_dim))
         scores = scores + ops.cast(self.position_bias(), scores.dtype)
         scores = ops.reshape(scores, (-1, self.num_windows, self.num_heads, tokens, tokens))
-        if self._mask is not None:  # tokens brought together by the roll do not see each other
-            scores = ops.where(self._mask[None, :, None], scores, MASK_VALUE)
-        weights = ops.softmax(scores, axis=-1)
+        # Tokens brought together by the roll do not see each other.
+        weights = masked_softmax(scores, None if self._mask is None else self._mask[None, :, None])
         dropped = ops.reshape(self.attn_drop(weights, training=training), (-1, self.num_heads, tokens, tokens))
         y = merge_heads(ops.matmul(dropped, v))  # (B * windows, M^2, C)
         y = self.proj_drop(self.proj(y), training=training)
@@ -543,13 +557,14 @@ class SelfAttentionBlock(layers.Layer):
         self.use_layerscale = _validate.boolean("use_layerscale", use_layerscale)
         self.layerscale_value = _validate.positive_float("layerscale_value", layerscale_value)
 
-        self.norm1 = layer_norm("norm1")
+        policy = self.dtype_policy
+        self.norm1 = layer_norm("norm1", policy)
         self.attn = MultiHeadSelfAttention(
             self.dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=self.drop_rate,
-            name="attn",
+            name="attn", dtype=policy,
         )
-        self.norm2 = layer_norm("norm2")
-        self.mlp = Mlp(self.dim, int(self.dim * self.mlp_ratio), drop=self.drop_rate, name="mlp")
+        self.norm2 = layer_norm("norm2", policy)
+        self.mlp = Mlp(self.dim, int(self.dim * self.mlp_ratio), drop=self.drop_rate, name="mlp", dtype=policy)
 
     def build(self, input_shape):
         if len(input_shape) not in (3, 4) or input_shape[-1] != self.dim:
@@ -559,7 +574,9 @@ class SelfAttentionBlock(layers.Layer):
             )
         # One keep/drop decision per sample, rescaled like timm's DropPath.
         noise_shape = (None,) + (1,) * (len(input_shape) - 1)
-        self.drop_path = layers.Dropout(self.drop_path_rate, noise_shape=noise_shape, name="drop_path")
+        self.drop_path = layers.Dropout(
+            self.drop_path_rate, noise_shape=noise_shape, name="drop_path", dtype=self.dtype_policy
+        )
         self.norm1.build(input_shape)
         self.attn.build(input_shape)
         self.norm2.build(input_shape)

@@ -20,8 +20,10 @@ from focaledu import _validate
 LAYER_NORM_EPSILON = 1e-5
 
 
-def layer_norm(name):
-    return layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name=name)
+def layer_norm(name, dtype=None):
+    # Under a mixed policy Keras's LayerNormalization computes in float32 and
+    # returns the compute dtype.
+    return layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name=name, dtype=dtype)
 
 
 def focal_kernel_sizes(focal_level, focal_window, focal_factor):
@@ -82,11 +84,12 @@ class PatchEmbedding(layers.Layer):
             kernel_size, padding = self.CONV_EMBED[self.patch_size]
         # Explicit symmetric padding: Keras "same" pads 1 before / 2 after for
         # the 7x7 stride-4 stem, PyTorch pads 2 on both sides.
-        self.pad = layers.ZeroPadding2D(padding, name="pad") if padding else None
+        policy = self.dtype_policy  # sublayers share it, so mixed precision reaches them (keras-hub style)
+        self.pad = layers.ZeroPadding2D(padding, name="pad", dtype=policy) if padding else None
         self.proj = layers.Conv2D(
-            self.embed_dim, kernel_size, strides=self.patch_size, padding="valid", name="proj"
+            self.embed_dim, kernel_size, strides=self.patch_size, padding="valid", name="proj", dtype=policy
         )
-        self.norm = layer_norm("norm") if self.use_norm else None
+        self.norm = layer_norm("norm", policy) if self.use_norm else None
 
     def build(self, input_shape):
         if len(input_shape) != 4:
@@ -215,15 +218,16 @@ class FocalModulation(layers.Layer):
         #: Levels summed into the modulator: L convolutional (+ 1 global).
         self.num_levels = self.focal_level + int(self.global_context)
         gate_channels = self.num_levels if self.gating else 0
-        self.f = layers.Dense(2 * self.dim + gate_channels, use_bias=self.bias, name="f")
+        policy = self.dtype_policy
+        self.f = layers.Dense(2 * self.dim + gate_channels, use_bias=self.bias, name="f", dtype=policy)
         self.focal_layers = [
-            layers.DepthwiseConv2D(size, padding="same", use_bias=False, name=f"focal_layers_{k}")
+            layers.DepthwiseConv2D(size, padding="same", use_bias=False, name=f"focal_layers_{k}", dtype=policy)
             for k, size in enumerate(self.kernel_sizes)
         ]
-        self.h = layers.Dense(self.dim, use_bias=self.bias, name="h")
-        self.ln = layer_norm("ln") if self.use_postln_in_modulation else None
-        self.proj = layers.Dense(self.dim, name="proj")
-        self.proj_drop = layers.Dropout(self.proj_drop_rate, name="proj_drop")
+        self.h = layers.Dense(self.dim, use_bias=self.bias, name="h", dtype=policy)
+        self.ln = layer_norm("ln", policy) if self.use_postln_in_modulation else None
+        self.proj = layers.Dense(self.dim, name="proj", dtype=policy)
+        self.proj_drop = layers.Dropout(self.proj_drop_rate, name="proj_drop", dtype=policy)
 
     def build(self, input_shape):
         _validate.channels_last_input("FocalModulation", self.dim, input_shape)
@@ -328,13 +332,14 @@ class DepthwiseConvMixer(layers.Layer):
         self.proj_drop_rate = _validate.rate("proj_drop", proj_drop)
         self.kernel_sizes = focal_kernel_sizes(self.focal_level, self.focal_window, self.focal_factor)
         self.hidden_dim = self.expansion * self.dim
-        self.expand = layers.Dense(self.hidden_dim, name="expand")
+        policy = self.dtype_policy
+        self.expand = layers.Dense(self.hidden_dim, name="expand", dtype=policy)
         self.conv_layers = [
-            layers.DepthwiseConv2D(size, padding="same", use_bias=False, name=f"conv_layers_{k}")
+            layers.DepthwiseConv2D(size, padding="same", use_bias=False, name=f"conv_layers_{k}", dtype=policy)
             for k, size in enumerate(self.kernel_sizes)
         ]
-        self.proj = layers.Dense(self.dim, name="proj")
-        self.proj_drop = layers.Dropout(self.proj_drop_rate, name="proj_drop")
+        self.proj = layers.Dense(self.dim, name="proj", dtype=policy)
+        self.proj_drop = layers.Dropout(self.proj_drop_rate, name="proj_drop", dtype=policy)
 
     def build(self, input_shape):
         _validate.channels_last_input("DepthwiseConvMixer", self.dim, input_shape)
@@ -376,9 +381,10 @@ class Mlp(layers.Layer):
         self.dim = _validate.positive_int("dim", dim)
         self.hidden_dim = _validate.positive_int("hidden_dim", hidden_dim)
         self.drop_rate = _validate.rate("drop", drop)
-        self.fc1 = layers.Dense(self.hidden_dim, name="fc1")
-        self.fc2 = layers.Dense(self.dim, name="fc2")
-        self.drop = layers.Dropout(self.drop_rate, name="drop")
+        policy = self.dtype_policy
+        self.fc1 = layers.Dense(self.hidden_dim, name="fc1", dtype=policy)
+        self.fc2 = layers.Dense(self.dim, name="fc2", dtype=policy)
+        self.drop = layers.Dropout(self.drop_rate, name="drop", dtype=policy)
 
     def build(self, input_shape):
         self.fc1.build(input_shape)
@@ -515,7 +521,8 @@ class FocalNetBlock(layers.Layer):
                 "a post-norm block (use_postln=True) has none there. Use pre_norm=True with use_postln=True."
             )
 
-        self.norm1 = layer_norm("norm1") if (self.pre_norm or self.use_postln) else None
+        policy = self.dtype_policy
+        self.norm1 = layer_norm("norm1", policy) if (self.pre_norm or self.use_postln) else None
         self.modulation = self.attn = self.dwconv = None
         if self.mixer == "focal":
             self.modulation = FocalModulation(
@@ -529,6 +536,7 @@ class FocalNetBlock(layers.Layer):
                 gating=self.gating,
                 global_context=self.global_context,
                 name="modulation",
+                dtype=policy,
             )
         elif self.mixer in ("attention", "window"):
             # attention.py imports this module, so import it here.
@@ -538,12 +546,12 @@ class FocalNetBlock(layers.Layer):
             if self.mixer == "attention":
                 self.attn = MultiHeadSelfAttention(
                     self.dim, heads, qkv_bias=True, proj_drop=self.drop_rate, relative_position_bias=True,
-                    name="attn",
+                    name="attn", dtype=policy,
                 )
             else:
                 self.attn = WindowAttention(
                     self.dim, heads, window_size=self.window_size, shift_size=self.shift_size, qkv_bias=True,
-                    proj_drop=self.drop_rate, name="attn",
+                    proj_drop=self.drop_rate, name="attn", dtype=policy,
                 )
         else:
             self.dwconv = DepthwiseConvMixer(
@@ -553,11 +561,14 @@ class FocalNetBlock(layers.Layer):
                 focal_factor=self.focal_factor,
                 proj_drop=self.drop_rate,
                 name="dwconv",
+                dtype=policy,
             )
         # Stochastic depth: one keep/drop decision per sample, rescaled like timm's DropPath.
-        self.drop_path = layers.Dropout(self.drop_path_rate, noise_shape=(None, 1, 1, 1), name="drop_path")
-        self.norm2 = layer_norm("norm2")
-        self.mlp = Mlp(self.dim, int(self.dim * self.mlp_ratio), drop=self.drop_rate, name="mlp")
+        self.drop_path = layers.Dropout(
+            self.drop_path_rate, noise_shape=(None, 1, 1, 1), name="drop_path", dtype=policy
+        )
+        self.norm2 = layer_norm("norm2", policy)
+        self.mlp = Mlp(self.dim, int(self.dim * self.mlp_ratio), drop=self.drop_rate, name="mlp", dtype=policy)
 
     @property
     def token_mixer(self):

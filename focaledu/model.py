@@ -67,6 +67,8 @@ class FocalNet(keras.Model):
             stage as in Swin (Swin-T: 7 at 224 x 224). It must divide each
             stage's feature map unless the map fits in one window (e.g. 4 for
             ``focalnet_cifar_tiny``'s 8 x 8, 4 x 4 and 2 x 2 maps).
+        dtype: a dtype policy for every layer, e.g. ``"mixed_bfloat16"``;
+            None follows the global policy. It is not stored in ``get_config``.
     """
 
     def __init__(
@@ -144,15 +146,19 @@ class FocalNet(keras.Model):
                         f"(image_size={image_size!r}, patch_size={patch_size}). {error}"
                     ) from None
 
+        # As in keras-hub, every layer gets the model's dtype policy.
+        dtype = kwargs.pop("dtype", None)
         inputs = keras.Input((height, width, in_chans), name="images")
-        x = PatchEmbedding(embed_dim, patch_size, use_conv_embed, use_norm=patch_norm, name="stem")(inputs)
-        x = layers.Dropout(drop_rate, name="pos_drop")(x)
+        x = PatchEmbedding(
+            embed_dim, patch_size, use_conv_embed, use_norm=patch_norm, name="stem", dtype=dtype
+        )(inputs)
+        x = layers.Dropout(drop_rate, name="pos_drop", dtype=dtype)(x)
         drop_paths = np.linspace(0.0, drop_path_rate, sum(depths))
         modulation_outputs, block_names = {}, []
         for i, depth in enumerate(depths):
             dim = embed_dim * 2**i
             if i > 0:
-                x = PatchEmbedding(dim, 2, use_conv_embed, name=f"layers_{i}_downsample")(x)
+                x = PatchEmbedding(dim, 2, use_conv_embed, name=f"layers_{i}_downsample", dtype=dtype)(x)
             for j in range(depth):
                 block = FocalNetBlock(
                     dim,
@@ -175,17 +181,20 @@ class FocalNet(keras.Model):
                     window_size=window_size,
                     shift_size=window_size // 2 if j % 2 else 0,  # Swin: every second block shifted
                     name=f"layers_{i}_blocks_{j}",
+                    dtype=dtype,
                 )
                 block_names.append(block.name)
                 if mixer == "focal":
                     x, modulation_outputs[block.name] = block(x, return_modulation=True)
                 else:
                     x = block(x)
-        x = layer_norm("norm")(x)
-        outputs = layers.GlobalAveragePooling2D(name="avgpool")(x)
+        x = layer_norm("norm", dtype)(x)
+        outputs = layers.GlobalAveragePooling2D(name="avgpool", dtype=dtype)(x)
         if num_classes:
-            outputs = layers.Dense(num_classes, name="head")(outputs)
+            outputs = layers.Dense(num_classes, name="head", dtype=dtype)(outputs)
         super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
+        if dtype is not None:  # a functional Model ignores `dtype`; keras-hub's backbones set it so
+            self.dtype_policy = keras.dtype_policies.get(dtype)
 
         self.modulation_outputs = modulation_outputs
         self._block_names = block_names

@@ -17,9 +17,9 @@ Nothing here is hand-written that Keras already has:
   ``label_smoothing`` argument in Keras 3, and one-hot targets are also what
   mixup/cutmix need (``Recipe(mixup_alpha=..., cutmix_alpha=...)``, mixed in
   the NumPy pipeline);
-* **precision**: optional ``mixed_float16`` / ``mixed_bfloat16`` through
-  ``keras.mixed_precision.set_dtype_policy`` (set only while the model is
-  built; Keras adds loss scaling for float16 by itself).
+* **precision**: optional ``mixed_float16`` / ``mixed_bfloat16``, passed to
+  the model as its ``dtype`` policy (the global policy is not touched; Keras
+  adds loss scaling for float16 by itself).
 
 :class:`Recipe` holds the hyper-parameters; :data:`PROFILES` has ``quick``
 (a ~1 minute CPU smoke run on a subset) and ``full`` (the measured CIFAR-10
@@ -370,25 +370,15 @@ def make_loss(recipe: Recipe):
 
 
 def build_model(preset: str = "focalnet_cifar_tiny", recipe: Recipe | None = None, **overrides):
-    """``FocalNet.from_preset(preset, **overrides)`` under the recipe's dtype policy.
+    """``FocalNet.from_preset(preset, **overrides)`` with the recipe's dtype policy.
 
-    The global dtype policy is set only while the layers are created and is
-    restored afterwards, so building a mixed-precision model does not change
-    later models.
+    The policy is passed as ``dtype=`` and reaches every layer; the global
+    dtype policy is left alone.
     """
-    import keras
-
     from focaledu.model import FocalNet
 
     policy = recipe.mixed_precision if recipe is not None else None
-    if policy is None:
-        return FocalNet.from_preset(preset, **overrides)
-    previous = keras.mixed_precision.dtype_policy()
-    keras.mixed_precision.set_dtype_policy(policy)
-    try:
-        return FocalNet.from_preset(preset, **overrides)
-    finally:
-        keras.mixed_precision.set_dtype_policy(previous)
+    return FocalNet.from_preset(preset, **{"dtype": policy, **overrides})
 
 
 def compile_model(model, recipe: Recipe, steps_per_epoch: int, epochs: int | None = None):
