@@ -1,11 +1,11 @@
 """Ablations of focalnet_cifar_tiny on CIFAR-10 (Chapter 10), TensorFlow backend on the CPU.
 
-Nine variants of ``focaledu.ablations.VARIANTS``: the baseline (two focal
+Ten variants of ``focaledu.ablations.VARIANTS``: the baseline (two focal
 levels), 1, 3 and 4 focal levels, uniform gates, no global context, no
-pre-norm, and the token mixer swapped for self-attention or depthwise
+pre-norm, and the token mixer swapped for self-attention, Swin window attention or depthwise
 convolutions at the baseline's parameter count (within 0.1 %).
 
-**Budget.** All nine runs must fit in about 40 minutes on the idle 2-core
+**Budget.** All ten runs must fit in about 40 minutes on the idle 2-core
 development CPU, where the baseline trains at about 450 images/s (TensorFlow,
 batch 128), i.e. about 100 s per epoch of the 45,000 training images. Each
 variant therefore trains for **2 epochs on the first 4,000 training images of
@@ -15,8 +15,8 @@ label smoothing 0.1, batch 128) shortened by ``ablations.BENCHMARK_RECIPE``:
 a half-epoch warm-up and no monitor figures. That is about 160 s of training
 plus ~20 s of validation, testing on all 10,000 test images and tracing: about
 3 minutes for the baseline. The variants with larger kernels (3 and 4 levels)
-and the depthwise-convolution mixer are slower, so expect about 30-35 minutes
-for the nine runs with one seed; ``--seeds 0,1`` doubles it. Two epochs rank
+and the depthwise-convolution mixer are slower, so expect about 33-38 minutes
+for the ten runs with one seed; ``--seeds 0,1`` doubles it. Two epochs rank
 the variants early in training, not at convergence: differences below about
 1.4 points (two standard errors of a difference of two accuracies on 10,000
 test images; seeds add more) are not significant.
