@@ -114,8 +114,9 @@ def main(argv=None):
                    f"epoch(s), batch {recipe.batch_size}, test on "
                    f"{'all' if recipe.test_per_class is None else recipe.test_per_class} test images per class"),
         "smoke": bool(args.smoke),
-        "notes": "measured on a 2-core CPU (see each run's machine.load_average_1min); two epochs rank the "
-                 "variants early in training, not at convergence",
+        "notes": f"measured on a 2-core CPU (see each run's machine.load_average_1min); {epochs} epoch(s) on "
+                 f"{recipe.train_per_class} images per class rank the variants at that budget, which short runs "
+                 "reach early in training, not at convergence",
         **training.run_info(_common.command_line()),
     }
 

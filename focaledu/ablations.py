@@ -268,16 +268,17 @@ def merge_run(path, record: dict, header: dict | None = None) -> dict:
     return results
 
 
-def load_results(path=None) -> dict | None:
-    """The committed ``benchmarks/results/ablations.json`` (None when it does not exist).
+def load_results(path=None, name=RESULTS_NAME) -> dict | None:
+    """The committed ``benchmarks/results/<name>`` (None when it does not exist).
 
     Without ``path`` it is looked for from the repository root and from
-    ``book/`` (where the chapters run).
+    ``book/`` (where the chapters run); ``name`` picks another committed run,
+    e.g. ``ablations_15ep.json``.
     """
     candidates = [Path(path)] if path is not None else [
-        Path("benchmarks/results") / RESULTS_NAME,
-        Path("../benchmarks/results") / RESULTS_NAME,
-        Path(__file__).resolve().parents[1] / "benchmarks" / "results" / RESULTS_NAME,
+        Path("benchmarks/results") / name,
+        Path("../benchmarks/results") / name,
+        Path(__file__).resolve().parents[1] / "benchmarks" / "results" / name,
     ]
     for candidate in candidates:
         if candidate.exists():
