@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from focaledu.ablations import z_score
 from focaledu.checks._core import CheckResult, compare
 
 __all__ = ["ablated_aggregation", "mixer_params", "matched_hidden_width", "accuracy_z_score",
@@ -186,7 +187,7 @@ def _z(acc_a, acc_b, n, *, no_sqrt=False, add_errors=False, one_variance=False, 
         return (acc_a - acc_b) / (math.sqrt(var_a) + math.sqrt(var_b))
     if one_variance:
         return (acc_a - acc_b) / math.sqrt(var_a)
-    return (acc_a - acc_b) / math.sqrt(var_a + var_b)
+    return z_score(acc_a, acc_b, n)  # the reference: the library's own, which chapter 10 uses
 
 
 _Z_CASES = [
