@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from focaledu.records import load_result
+
 __all__ = [
     "BENCHMARK_RECIPE",
     "PRESET",
@@ -56,7 +58,6 @@ __all__ = [
 ]
 
 PRESET = "focalnet_cifar_tiny"
-RESULTS_NAME = "ablations.json"
 
 
 @dataclass(frozen=True)
@@ -268,22 +269,16 @@ def merge_run(path, record: dict, header: dict | None = None) -> dict:
     return results
 
 
-def load_results(path=None, name=RESULTS_NAME) -> dict | None:
-    """The committed ``benchmarks/results/<name>`` (None when it does not exist).
+def load_results(path=None, name="ablations") -> dict | None:
+    """The ablation runs in ``path`` (None when that file does not exist), else the recorded result ``name``.
 
-    Without ``path`` it is looked for from the repository root and from
-    ``book/`` (where the chapters run); ``name`` picks another committed run,
-    e.g. ``ablations_15ep.json``.
+    ``name`` is a result the package ships (:func:`focaledu.records.load_result`),
+    e.g. ``"ablations_15ep"``, so a chapter opened alone finds it too.
     """
-    candidates = [Path(path)] if path is not None else [
-        Path("benchmarks/results") / name,
-        Path("../benchmarks/results") / name,
-        Path(__file__).resolve().parents[1] / "benchmarks" / "results" / name,
-    ]
-    for candidate in candidates:
-        if candidate.exists():
-            return json.loads(candidate.read_text())
-    return None
+    if path is None:
+        return load_result(name)
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def summarize(results: dict) -> list[dict]:

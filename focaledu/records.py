@@ -1,8 +1,16 @@
-"""What a results file records about the run: command, machine, versions, date."""
+"""Results files: what they record about a run (command, machine, versions, date), and the recorded ones.
+
+The benchmark scripts write ``benchmarks/results/<name>.json``; the package
+ships those files (``focaledu/_results`` links to that folder in the
+repository, and a wheel holds copies), so :func:`load_result` finds them in a
+checkout and in a pip install alike, e.g. in a chapter opened alone on Colab.
+"""
 
 from __future__ import annotations
 
 import datetime
+import importlib.resources
+import json
 import os
 import platform
 import shlex
@@ -11,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["json_default", "run_info"]
+__all__ = ["json_default", "load_result", "recorded_results", "run_info"]
 
 
 def run_info(command: str | None = None) -> dict:
@@ -76,3 +84,26 @@ def json_default(value):
     if isinstance(value, Path):
         return str(value)
     return str(value)
+
+
+def _results_folder():
+    return importlib.resources.files("focaledu") / "_results"
+
+
+def recorded_results() -> list[str]:
+    """The names of the recorded results this package ships, sorted."""
+    folder = _results_folder()
+    return sorted(p.name[: -len(".json")] for p in folder.iterdir() if p.name.endswith(".json")) if folder.is_dir() else []
+
+
+def load_result(name: str) -> dict:
+    """The recorded result ``name`` (e.g. ``"cifar10_cpu"``, written by ``benchmarks/cifar10_cpu.py``).
+
+    Raises:
+        FileNotFoundError: no recorded result has that name; the message lists those that exist.
+    """
+    stem = name[: -len(".json")] if name.endswith(".json") else name
+    path = _results_folder() / f"{stem}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"name={name!r} is not a recorded result; recorded: {', '.join(recorded_results())}")
+    return json.loads(path.read_text())
