@@ -1,14 +1,16 @@
 """CIFAR-10 wherever it is, a synthetic stand-in, and tf.data input pipelines.
 
 The entry point is :func:`load_cifar10`: it finds CIFAR-10 (an explicit
-path, the ``FOCALEDU_CIFAR10`` environment variable, the Keras cache, or a
-bounded download attempt) and returns an :class:`ImageDataset`. The rest
-lives in one module per concept and is re-exported here:
+path, the ``FOCALEDU_CIFAR10`` environment variable, the Keras cache, the
+Hugging Face copy, or a time-limited Keras download; on request a labelled
+synthetic stand-in) and returns an :class:`ImageDataset`. The rest lives in
+one module per concept and is re-exported here:
 
 * :mod:`focaledu.image_dataset`: :class:`ImageDataset`, CIFAR-10's class
   names and statistics, the errors;
 * :mod:`focaledu.readers`: the file formats (python batches, ``.tar.gz``,
   image folders, zips, the JPEG-bytes ``.npz``);
+* :mod:`focaledu.hf_source`: the Hugging Face ``uoft-cs/cifar10`` copy;
 * :mod:`focaledu.synthetic`: :func:`synthetic_cifar10`, a procedural,
   learnable 10-class dataset of the same shape, always labelled as synthetic;
 * :mod:`focaledu.tf_pipeline`: :func:`make_datasets`, :func:`train_pipeline`
@@ -18,8 +20,10 @@ lives in one module per concept and is re-exported here:
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -27,15 +31,14 @@ from focaledu.image_dataset import (
     CIFAR10_CLASSES,
     CIFAR10_MEAN,
     CIFAR10_STD,
-    LABEL_CIFAR10,
     SYNTHETIC_LABEL,
     CorruptDatasetError,
     DatasetUnavailableError,
     ImageDataset,
     _apply_limits,
-    _make_dataset,
     _normalise_limits,
 )
+from focaledu import hf_source
 from focaledu.readers import _load_batches_dir, _load_image_folder, _load_image_zip, _load_jpeg_npz, _load_tarball
 from focaledu.synthetic import SYNTHETIC_CLASSES, synthetic_cifar10
 from focaledu.tf_pipeline import (
@@ -84,21 +87,30 @@ def load_cifar10(
     *,
     limit_per_class: int | tuple[int, int] | None = None,
     download: bool = True,
+    fallback: str | None = None,
     timeout: float = 5.0,
+    time_limit: float = 300.0,
 ) -> ImageDataset:
     """Load CIFAR-10 from the first place it can be found.
 
-    Resolution order:
+    Where it looks, in order:
 
-    1. ``source``, if given;
-    2. the ``FOCALEDU_CIFAR10`` environment variable, if set and non-empty;
-    3. the Keras cache (``$KERAS_HOME`` or ``~/.keras``, under
+    1. ``source``, else ``$FOCALEDU_CIFAR10`` (a path, e.g. on a mounted
+       Google Drive; formats below);
+    2. the Keras cache (``$KERAS_HOME`` or ``~/.keras``, under
        ``datasets/cifar-10-batches-py-target/cifar-10-batches-py`` or the
        older ``datasets/cifar-10-batches-py``);
-    4. ``keras.datasets.cifar10.load_data()``, but only if ``download`` is
-       true and the CIFAR host answers a quick connection probe.
+    3. the Hugging Face copy ``uoft-cs/cifar10`` via ``datasets.load_dataset``,
+       if ``datasets`` is installed (as on Colab);
+    4. ``keras.datasets.cifar10.load_data()``, stopped after ``time_limit`` s;
+    5. only with ``fallback="synthetic"``: :func:`synthetic_cifar10`, sized
+       like the request, after printing why each step found nothing.
 
-    A path (1 or 2) may point at any of:
+    Steps 3 and 4 need ``download=True`` and a host that answers a
+    ``timeout``-second probe. Without a fallback, the error says why each
+    step found nothing.
+
+    A path (1) may point at any of:
 
     * the official python batches directory ``cifar-10-batches-py``
       (``data_batch_1`` .. ``data_batch_5``, ``test_batch``), or a directory
@@ -113,39 +125,70 @@ def load_cifar10(
     Image-folder and ``.npz`` sources come back class-interleaved (class 0,
     1, ..., 9, 0, 1, ...; files in sorted order within a class) so that the last 10 %
     used for validation is class-balanced, as it nearly is in the official
-    randomly ordered batches.
+    randomly ordered batches; the Hugging Face copy keeps its files' order.
 
     Args:
         source: Path to a local copy; overrides the environment variable.
         limit_per_class: Keep only the first ``n`` images of each class (in
             the order above) for quick runs; an ``(n_train, n_test)`` pair
             sets the two splits separately. Deterministic.
-        download: Allow step 4.
-        timeout: Seconds allowed for the connectivity probe, so an offline
-            machine fails fast instead of hanging. The download itself runs
-            with a socket timeout of ``max(timeout, 30)`` seconds per read.
+        download: Allow the network steps 3 and 4.
+        fallback: None (raise when nothing is found) or ``"synthetic"``.
+        timeout: Seconds allowed for each connectivity probe, so an offline
+            machine fails fast instead of hanging.
+        time_limit: Seconds the Keras download may take in all before it is
+            stopped.
 
     Returns:
-        An :class:`ImageDataset`; ``source_label`` says ``"CIFAR-10"`` or
-        ``"CIFAR-10 (JPEG mirror)"`` (lossy JPEG copies).
+        An :class:`ImageDataset`; ``source_label`` says ``"CIFAR-10"``,
+        ``"CIFAR-10 (Hugging Face uoft-cs/cifar10)"``, ``"CIFAR-10 (JPEG
+        mirror)"`` (lossy JPEG copies) or, for the fallback, the synthetic label.
 
     Raises:
+        ValueError: ``fallback``, ``time_limit`` or ``limit_per_class`` is not
+            one of the accepted values.
         FileNotFoundError: ``source`` / ``FOCALEDU_CIFAR10`` names a missing path.
-        CorruptDatasetError: (a ``ValueError``) a file is truncated, corrupt or
-            not laid out as described; the message names the file.
-        DatasetUnavailableError: (a ``RuntimeError``) nothing local was found
-            and downloading was disabled, impossible or failed.
+        CorruptDatasetError: (a ``ValueError``) a local file is truncated,
+            corrupt or not laid out as described; the message names the file.
+        DatasetUnavailableError: (a ``RuntimeError``) no step found CIFAR-10
+            and ``fallback`` is None; the message says why for each step.
     """
     limits = _normalise_limits(limit_per_class)
+    if fallback not in _FALLBACKS:
+        raise ValueError(f"fallback must be one of {_FALLBACKS}, got {fallback!r}")
+    if not time_limit > 0:
+        raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
     path, origin = _explicit_path(source)
     if path is not None:
         if not path.exists():
             raise FileNotFoundError(f"CIFAR-10 {origin} points at {str(path)!r}, which does not exist.")
         return _apply_limits(_load_from_path(path, limits), limits)
+    tried = [("source=", "not given"), (f"${ENV_VAR}", "not set")]
     for cached in _keras_cache_candidates():
         if (cached / "test_batch").is_file():
             return _apply_limits(_load_batches_dir(cached), limits)
-    return _apply_limits(_download_or_fail(download, timeout), limits)
+    tried.append(("Keras cache", "nothing at " + " or ".join(str(p) for p in _keras_cache_candidates())))
+    hf_name = f"Hugging Face {hf_source.HF_DATASET}"
+    steps = ((hf_name, lambda: _from_hugging_face(limits, timeout)),
+             ("Keras download", lambda: _from_keras_download(limits, timeout, time_limit)))
+    for name, attempt in steps:
+        if not download:
+            tried.append((name, "skipped: download=False"))
+            continue
+        try:
+            return attempt()
+        except _NotUsed as why:
+            tried.append((name, str(why)))
+    if fallback is None:
+        raise DatasetUnavailableError(_unavailable_message(tried))
+    return _synthetic_fallback(tried, limits)
+
+
+_FALLBACKS = (None, "synthetic")
+
+
+class _NotUsed(Exception):
+    """A network step was skipped or failed; the message says why."""
 
 
 def _explicit_path(source) -> tuple[Path | None, str]:
@@ -198,43 +241,66 @@ def _keras_cache_candidates() -> list[Path]:
     ]
 
 
-def _unavailable_message(reason: str) -> str:
-    cache = ", ".join(str(p) for p in _keras_cache_candidates())
+def _unavailable_message(tried: list[tuple[str, str]]) -> str:
     return (
-        f"CIFAR-10 is not available: {reason}.\n"
-        f"Checked: no source= argument, ${ENV_VAR} is not set, no Keras cache at {cache}.\n"
-        "Point focaledu at a local copy, either\n"
+        "CIFAR-10 is not available. Tried, in order:\n"
+        + _tried_lines(tried)
+        + "Point focaledu at a local copy, either\n"
         "    load_cifar10(source='/path/to/cifar10-jpeg.zip')   # or cifar-10-batches-py/,\n"
         "                                                        # cifar-10-python.tar.gz, an image folder\n"
         f"or export {ENV_VAR}=/path/to/that/copy.\n"
-        "For a run without CIFAR-10, use synthetic_cifar10() (it is labelled as synthetic)."
+        "For a run without CIFAR-10, pass fallback='synthetic' or call synthetic_cifar10() "
+        "(labelled as synthetic)."
     )
 
 
-def _download_or_fail(download: bool, timeout: float) -> ImageDataset:
-    if not download:
-        raise DatasetUnavailableError(_unavailable_message("downloading was disabled (download=False)"))
-    if not _network_available(_CIFAR10_URL, timeout):
-        raise DatasetUnavailableError(
-            _unavailable_message(f"no network connection to {_CIFAR10_URL} (probe timed out or failed)")
-        )
+def _tried_lines(tried: list[tuple[str, str]]) -> str:
+    return "".join(f"  {name}: {why}\n" for name, why in tried)
+
+
+def _synthetic_fallback(tried: list[tuple[str, str]], limits) -> ImageDataset:
+    # Without limits, as many images as CIFAR-10 has (5,000 / 1,000 per class).
+    n_train, n_test = (10 * (n or full) for n, full in zip(limits, (5000, 1000)))
+    print(
+        "CIFAR-10 not found:\n" + _tried_lines(tried)
+        + f"Using synthetic_cifar10(n_train={n_train}, n_test={n_test}, seed=0) instead "
+        f"(fallback='synthetic'), labelled {SYNTHETIC_LABEL!r}."
+    )
+    return synthetic_cifar10(n_train=n_train, n_test=n_test, seed=0)
+
+
+def _from_hugging_face(limits, timeout: float) -> ImageDataset:
+    if hf_source.datasets_module() is None:
+        raise _NotUsed("skipped: the `datasets` package is not installed (pip install datasets)")
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")  # a mirror, if set
+    url = f"{endpoint}/api/datasets/{hf_source.HF_DATASET}"
+    if not _network_available(url, timeout):
+        raise _NotUsed(f"no network connection to {url} (probe failed or took over {timeout:g} s)")
     try:
-        train, test = _download_with_keras(timeout)
-    except Exception as err:  # urllib, hash mismatch, disk full ...: all mean "not available"
-        raise DatasetUnavailableError(_unavailable_message(f"the Keras download failed ({err!r})")) from err
-    # load_data() follows keras.config.image_data_format(); we always return NHWC.
-    train, test = [(x.transpose(0, 2, 3, 1) if x.shape[1] == 3 else x, y) for x, y in (train, test)]
-    cache = _keras_cache_candidates()[0]
-    return _make_dataset(train, test, CIFAR10_CLASSES, LABEL_CIFAR10, f"keras download ({cache})")
+        return hf_source.load_hugging_face(hf_source.HF_DATASET, limits)
+    except Exception as err:  # hub errors, a changed repo layout ...: try the next step
+        raise _NotUsed(f"failed: {err!r}") from err
+
+
+def _from_keras_download(limits, timeout: float, time_limit: float) -> ImageDataset:
+    if not _network_available(_CIFAR10_URL, timeout):
+        raise _NotUsed(f"no network connection to {_CIFAR10_URL} (probe failed or took over {timeout:g} s)")
+    try:
+        return _apply_limits(_download_with_keras(time_limit), limits)
+    except Exception as err:  # timeout, urllib, hash mismatch, disk full ...: all mean "not available"
+        raise _NotUsed(f"failed: {err}") from err
 
 
 def _network_available(url: str, timeout: float) -> bool:
-    """True if an HTTPS ``HEAD`` of ``url`` answers within ``timeout`` seconds.
+    """True if the server of ``url`` answers an HTTPS ``HEAD`` within ``timeout`` seconds.
 
     A bare TCP connect is not enough: sandboxes and captive networks accept
     connections to any address and then say nothing, so the probe asks for
-    the real file's headers (through any configured proxy, like Keras will).
+    the real file's headers (through any configured proxy, like the download
+    will). Any HTTP answer counts, even an error status: the probe only
+    tells an offline machine from an online one.
     """
+    import urllib.error
     import urllib.request
 
     outcome: list[bool] = []
@@ -242,8 +308,10 @@ def _network_available(url: str, timeout: float) -> bool:
     def probe() -> None:
         try:
             request = urllib.request.Request(url, method="HEAD")
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                outcome.append(response.status < 400)
+            with urllib.request.urlopen(request, timeout=timeout):
+                outcome.append(True)
+        except urllib.error.HTTPError:
+            outcome.append(True)
         except Exception:  # URLError, timeouts, TLS errors: all mean "no"
             outcome.append(False)
 
@@ -255,17 +323,28 @@ def _network_available(url: str, timeout: float) -> bool:
     return bool(outcome) and outcome[0]
 
 
-def _download_with_keras(timeout: float):
-    """Run ``keras.datasets.cifar10.load_data()`` with a socket timeout.
+# Run as a child process: numpy backend, because only Keras' downloader is needed.
+_KERAS_DOWNLOAD = "import keras; keras.datasets.cifar10.load_data()"
 
-    Keras' downloader has no timeout of its own; the default socket timeout
-    turns a stalled transfer into an exception instead of a hang.
+
+def _download_with_keras(time_limit: float) -> ImageDataset:
+    """Run ``keras.datasets.cifar10.load_data()`` in a child process, stopped after ``time_limit`` seconds.
+
+    Keras' downloader has no timeout and a thread cannot be stopped, so the
+    download runs in a process that is killed at the limit. A file it leaves
+    half written fails Keras' hash check and is downloaded again next time.
+    What it extracts into the Keras cache is then read like step 2.
     """
-    import keras
-
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(max(timeout, 30.0))
+    env = dict(os.environ, KERAS_BACKEND="numpy", KERAS_HOME=str(_keras_home()))
     try:
-        return keras.datasets.cifar10.load_data()
-    finally:
-        socket.setdefaulttimeout(previous)
+        child = subprocess.run([sys.executable, "-c", _KERAS_DOWNLOAD], env=env, stderr=subprocess.PIPE,
+                               text=True, timeout=time_limit)
+    except subprocess.TimeoutExpired:
+        raise TimeoutError(f"gave up after time_limit={time_limit:g} s") from None
+    if child.returncode != 0:
+        lines = child.stderr.strip().splitlines() or [f"exit status {child.returncode}"]
+        raise OSError(lines[-1])
+    for cached in _keras_cache_candidates():
+        if (cached / "test_batch").is_file():
+            return dataclasses.replace(_load_batches_dir(cached), source=f"keras download ({cached})")
+    raise OSError(f"the download left no test_batch under {_keras_home() / 'datasets'}")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from focaledu import data
+from focaledu import data, hf_source
 from focaledu.data import (
     CIFAR10_CLASSES,
     CIFAR10_MEAN,
@@ -36,6 +36,7 @@ from focaledu.data import (
 )
 
 REAL_PROBE = data._network_available  # saved before the autouse fixture stubs it
+REAL_DOWNLOAD = data._download_with_keras
 REAL_ZIP = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cifar10-jpeg.zip"
 
 
@@ -71,6 +72,7 @@ def _isolated_environment(tmp_path, monkeypatch):
         raise AssertionError("a test tried to download CIFAR-10")
 
     monkeypatch.setattr(data, "_download_with_keras", no_download)
+    monkeypatch.setattr(hf_source, "load_hugging_face", lambda *a: pytest.fail("a test tried to reach Hugging Face"))
 
 
 def _write_batch(path, images, labels, name):
@@ -321,8 +323,12 @@ def test_download_false_never_touches_the_network(monkeypatch):
         load_cifar10(download=False)
 
 
+def _only_toronto_answers(url, timeout):
+    return url == data._CIFAR10_URL
+
+
 def test_failed_download_becomes_dataset_unavailable(monkeypatch):
-    monkeypatch.setattr(data, "_network_available", lambda *a: True)
+    monkeypatch.setattr(data, "_network_available", _only_toronto_answers)
 
     def broken(timeout):
         raise OSError("connection reset")
@@ -332,13 +338,17 @@ def test_failed_download_becomes_dataset_unavailable(monkeypatch):
         load_cifar10()
 
 
-def test_successful_download_is_flattened_and_labelled(monkeypatch):
-    x, y = _images(20, 3), (np.arange(20) % 10).astype(np.uint8).reshape(-1, 1)
-    monkeypatch.setattr(data, "_network_available", lambda *a: True)
-    monkeypatch.setattr(data, "_download_with_keras", lambda timeout: ((x, y), (x[:10], y[:10])))
+def test_successful_download_is_read_from_the_keras_cache_and_limited(monkeypatch, batches_dir):
+    """The child process fills the Keras cache (here: copies the fixture there); the parent reads it."""
+    root, (x_train, y_train), _ = batches_dir
+    target = Path(os.environ["KERAS_HOME"]) / "datasets" / "cifar-10-batches-py-target" / "cifar-10-batches-py"
+    monkeypatch.setattr(data, "_network_available", _only_toronto_answers)
+    monkeypatch.setattr(data, "_download_with_keras", REAL_DOWNLOAD)
+    monkeypatch.setattr(data, "_KERAS_DOWNLOAD", f"import shutil; shutil.copytree({str(root)!r}, {str(target)!r})")
     ds = load_cifar10(limit_per_class=1)
     _assert_types(ds)
-    assert ds.source_label == "CIFAR-10" and len(ds.y_train) == 10
+    assert ds.source_label == "CIFAR-10" and ds.source == f"keras download ({target})"
+    assert np.array_equal(ds.x_train, x_train[:10]) and np.array_equal(ds.y_train, y_train[:10])
 
 
 def test_connectivity_probe_is_bounded():
