@@ -16,19 +16,20 @@ RUN := PATH="$(abspath $(BIN)):$$PATH" JUPYTER_PLATFORM_DIRS=1
 export FOCALEDU_CIFAR10 ?= $(abspath $(wildcard ../shared/data/cifar10-jpeg.zip))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test browser-test book book-student assets sync lock clean clean-venv
+.PHONY: help venv test test-colab browser-test book book-student assets notebooks lock clean clean-venv
 
 help:
 	@echo "make book   build the executable book into _build/html (warnings are errors; BOOK_FLAGS= relaxes)"
 	@echo "make book-student  the same book without the solutions, into _build/student"
 	@echo "make assets fetch MathJax, require.js and the widgets manager into $(VENDOR) (once; npm registry)"
 	@echo "make test   run the tests (TensorFlow, then the 'backends' tests on JAX)"
+	@echo "make test-colab  run each chapter alone (as on Colab) in $(COLAB_VENV), with Colab's versions and focaledu's wheel"
 	@echo "make browser-test  build the book and open it in headless Chromium (tests/test_browser.py)"
 	@echo "make venv   create/refresh $(VENV) from $(LOCK)"
-	@echo "make sync   sync book/*.md with their paired book/*.ipynb (jupytext)"
+	@echo "make notebooks  regenerate and execute book/*.ipynb from book/*.md (PAGES=\"name ...\" for some)"
 	@echo "make lock   re-pin $(LOCK) and environment.yml from requirements/requirements.in (needs uv)"
 	@echo "make clean  remove build outputs and caches (keeps $(VENV))"
-	@echo "make clean-venv  remove $(VENV)"
+	@echo "make clean-venv  remove $(VENV) and $(COLAB_VENV)"
 
 venv: $(STAMP)
 
@@ -50,6 +51,37 @@ test: venv
 	$(RUN) KERAS_BACKEND=tensorflow $(PYTEST_TF) || status=1; \
 	echo "KERAS_BACKEND=jax $(PYTEST_JAX)"; \
 	$(RUN) KERAS_BACKEND=jax $(PYTEST_JAX) || status=1; \
+	exit $$status
+
+# Each chapter alone, as a reader opens it on Colab: one notebook in an empty
+# folder, no repository around it, no CIFAR-10 mirror, focaledu installed from
+# its wheel (not editable) into $(COLAB_VENV), which holds Colab's versions
+# (requirements/colab.txt) on this machine's Python. The venv is rebuilt from
+# scratch only when colab.txt changes; the wheel is rebuilt every time.
+COLAB_VENV   ?= .venv-colab
+COLAB_BIN    := $(COLAB_VENV)/bin
+COLAB_REQS   := requirements/colab.txt
+COLAB_STAMP  := $(COLAB_VENV)/.installed
+COLAB_WHEELS := .colab-wheel
+COLAB_PIP    := $(COLAB_BIN)/python -m pip --disable-pip-version-check --quiet
+
+$(COLAB_STAMP): $(COLAB_REQS)
+	rm -rf $(COLAB_VENV)
+	$(PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_PIP) install -r $(COLAB_REQS)
+	touch $@
+
+# pip check runs before the chapters and fails the target after them: a
+# dependency conflict of the pins (or of focaledu's requirements) is reported
+# without hiding the chapters' results.
+test-colab: $(COLAB_STAMP)
+	rm -rf $(COLAB_WHEELS)
+	$(COLAB_PIP) wheel --no-deps . -w $(COLAB_WHEELS)
+	$(COLAB_PIP) install --no-deps --force-reinstall $(COLAB_WHEELS)/focaledu-*.whl
+	@status=0; \
+	$(COLAB_BIN)/python -m pip check || { echo "pip check: the packages of $(COLAB_VENV) conflict (above)"; status=1; }; \
+	env -u FOCALEDU_CIFAR10 KERAS_BACKEND=tensorflow \
+	    $(COLAB_BIN)/python tests/scripts/run_chapters_alone.py || status=1; \
 	exit $$status
 
 # tests/test_browser.py also runs in `make test`, where it skips without a built
@@ -111,8 +143,12 @@ book-student: venv assets
 	rm -rf _build/student && mv _build/.student/_build/html _build/student && rm -rf _build/.student
 	@echo "Student book: _build/student/index.html"
 
-sync: venv
-	$(BIN)/jupytext --sync book/*.md
+# The notebooks Colab, Binder and JupyterLab open are generated from the MyST
+# sources (tools/notebooks.py): setup cells written from _config.yml and
+# pyproject.toml, exercises as plain Markdown, then executed. `make notebooks
+# PAGES="04_gated_aggregation"` regenerates some pages only.
+notebooks: venv
+	cd book && $(RUN) KERAS_BACKEND=$${KERAS_BACKEND:-tensorflow} ../$(BIN)/python ../tools/notebooks.py $(PAGES)
 
 lock:
 	$(UV) pip compile --universal --python-version 3.10 \
@@ -126,4 +162,4 @@ clean:
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(COLAB_VENV)
