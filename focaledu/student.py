@@ -3,10 +3,11 @@
 ``python -m focaledu student-notebooks --out DIR [--book PATH]`` writes one
 student notebook per chapter (``PATH/*.ipynb``; ``PATH`` defaults to the
 ``book/`` folder of the checkout the package runs from, and a pip install,
-which has no book, must name it): every code cell tagged ``solution`` becomes a
-*stub* that defines the same function names and raises
-``NotImplementedError`` with the exercise's hint, the text of the gated
-solutions (``{solution-start}`` ... ``{solution-end}``) is removed, the
+which has no book, must name it). The chapters' notebooks are generated from
+the book's MyST pages (``make notebooks``), which tags a solution's cells
+``solution``: every code cell so tagged becomes a *stub* that defines the same
+function names and raises ``NotImplementedError`` with the exercise's hint,
+a markdown cell so tagged (the solution's explanation) is removed, the
 exercises and their check cells stay, and all outputs are cleared.
 
 ``python -m focaledu autograde SUBMISSION.ipynb ...`` executes submitted
@@ -16,7 +17,7 @@ returns ``CheckResult`` objects shown as ``[PASSED] name: ...`` or
 
 Conventions the chapters follow (see ``book/03_hierarchical_contextualization.md``):
 
-- the exercise directive holds a ``python`` block with the stub, e.g.
+- the exercise's text holds a ``python`` block with the stub, e.g.
   ``def f(x): raise NotImplementedError("hint")``; it is used as is when it
   defines the solution's function, else a stub is generated from the
   solution's signature;
@@ -45,38 +46,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SOLUTION_TAG = "solution"
 META_KEY = "focaledu"
 RESULT_LINE = re.compile(r"^\[(PASSED|NOT YET)\] ([^:\n]+): (.*)$", re.M)
-# A fenced directive: ```{name} or :::{name}, with 3 or more fence characters.
-FENCE_OPEN = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w-]+)\}")
 PYTHON_BLOCK = re.compile(r"^(`{3,})(?:python|py|ipython3?)\s*\n(.*?)^\1\s*$", re.M | re.S)
-DROPPED_DIRECTIVES = {"solution"}  # non-gated solutions, removed as a whole
 
 
 # --------------------------------------------------------------------------- #
 # student notebooks
-
-
-def _strip_solutions(text: str, in_solution: bool) -> tuple[str, bool, list[str]]:
-    """Removes gated solution text from a markdown cell.
-
-    Returns the kept text, whether a gated solution is still open at the end of
-    the cell, and the ``python`` blocks of the exercise directives seen.
-    """
-    kept, lines, i = [], text.split("\n"), 0
-    while i < len(lines):
-        match = FENCE_OPEN.match(lines[i])
-        if match and match["name"] in ("solution-start", "solution-end", *DROPPED_DIRECTIVES):
-            fence = match["fence"]
-            i += 1
-            while i < len(lines) and lines[i].strip() != fence:  # the directive's options / body
-                i += 1
-            i += 1  # the closing fence
-            in_solution = match["name"] == "solution-start"
-            continue
-        if not in_solution:
-            kept.append(lines[i])
-        i += 1
-    out = "\n".join(kept).strip("\n")
-    return re.sub(r"\n{3,}", "\n\n", out), in_solution, [m[2] for m in PYTHON_BLOCK.finditer(text)]
 
 
 def _defined_names(tree: ast.Module) -> set[str]:
@@ -139,17 +113,12 @@ def _check_names(cell) -> list[str]:
 def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """A copy of the chapter ``nb`` with the solutions replaced by stubs and no outputs."""
     nb = copy.deepcopy(nb)
-    cells, in_solution, blocks, stubs, expected = [], False, [], 0, []
+    cells, blocks, stubs, expected = [], [], 0, []
     for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            text, in_solution, found = _strip_solutions(cell.source, in_solution)
-            blocks += found
-            if text.strip():
-                cell.source = text
-                cells.append(cell)
-            continue
+        tags = cell.metadata.get("tags", [])
         if cell.cell_type != "code":
-            if not in_solution:
+            if SOLUTION_TAG not in tags:
+                blocks += [m[2] for m in PYTHON_BLOCK.finditer(cell.source)] if cell.cell_type == "markdown" else []
                 cells.append(cell)
             continue
         names = _check_names(cell)
@@ -157,14 +126,13 @@ def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
             expected += names
             cell.metadata[META_KEY] = {"checks": names}
         cell.outputs, cell.execution_count = [], None
-        tags = cell.metadata.get("tags", [])
         if SOLUTION_TAG in tags:
             cell.source = stub_source(cell.source, blocks)
+            for collapsed in ("cellView", "jupyter"):  # the stub is the learner's to edit: shown
+                cell.metadata.pop(collapsed, None)
             cell.metadata["tags"] = [t for t in tags if t != SOLUTION_TAG] + ["stub"]
             cell.metadata[META_KEY] = {"stub": True}
             blocks, stubs = [], stubs + 1
-        elif in_solution:
-            continue  # an untagged code cell inside a gated solution
         cells.append(cell)
     nb.cells = cells
     for key in ("widgets", "jupytext"):
@@ -214,7 +182,7 @@ def _no_chapters_message(book: Path | str | None) -> str:
     what = "does not exist" if not where.is_dir() else "holds no chapter notebook"
     return (f"--book {str(where)!r} {what}: looked for {where / '*.ipynb'} with at least one code cell "
             f"tagged {SOLUTION_TAG!r}. Pass the book's folder with --book PATH (the book/ folder of a clone "
-            "of the repository, whose .ipynb files are paired with its .md chapters).")
+            "of the repository, whose .ipynb notebooks `make notebooks` generates from its .md chapters).")
 
 
 def write_student_notebooks(out: Path | str, sources=None, book: Path | str | None = None) -> list[Path]:

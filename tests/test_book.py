@@ -1,9 +1,9 @@
 """Checks on the book's sources, run before the notebooks themselves.
 
-* every ``book/*.md`` with a jupytext header is a MyST notebook paired with a
-  ``.ipynb`` whose cells (type, source and tags) are the same: run ``make sync``
-  after editing either one; a page without that header (glossary, references,
-  appendices) is plain MyST and holds no code cell;
+* every ``book/*.md`` with a jupytext header is a MyST notebook, the one source
+  of its page, whose ``.ipynb`` is generated from it (``make notebooks``;
+  tests/test_notebooks.py checks they agree); a page without that header
+  (glossary, references, the tutorial appendix) is plain MyST and holds no code cell;
 * ``_toc.yml`` lists every chapter file, and every file it lists exists;
 * every chapter has the shared anatomy (objectives, Summary, >= 3 checked
   Exercises, a Colab setup cell, nbval-pinned outputs);
@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
 
@@ -30,14 +29,6 @@ IPYNB_FILES = sorted(BOOK.glob("*.ipynb"))
 
 def _rel(path: Path) -> str:
     return path.relative_to(ROOT).as_posix()
-
-
-def _cells(path: Path) -> list[tuple[str, str, list[str]]]:
-    notebook = jupytext.read(path)
-    return [
-        (cell.cell_type, cell.source.rstrip(), list(cell.metadata.get("tags", [])))
-        for cell in notebook.cells
-    ]
 
 
 def _toc_files(entry) -> list[str]:
@@ -63,23 +54,22 @@ def test_book_has_pages():
 
 @pytest.mark.parametrize("md", PLAIN_PAGES, ids=_rel)
 def test_plain_page_has_no_code_cell(md):
-    """Code only runs in a paired notebook; a plain page would show it unexecuted."""
+    """Code only runs in a notebook page; a plain page would show it unexecuted."""
     assert "```{code-cell}" not in md.read_text(), (
-        f"{_rel(md)} has code cells but no jupytext header: pair it with "
-        "`jupytext --set-formats ipynb,md:myst` and run `make sync`"
+        f"{_rel(md)} has code cells but no jupytext header: give it one "
+        "(`jupytext --to md:myst`) and run `make notebooks`"
     )
+    assert not md.with_suffix(".ipynb").exists(), f"{_rel(md)} is a plain page but has a notebook"
 
 
 @pytest.mark.parametrize("md", MD_FILES, ids=_rel)
-def test_md_is_paired_myst_notebook(md):
+def test_md_is_a_myst_notebook_with_a_generated_notebook(md):
     notebook = jupytext.read(md)
-    formats = notebook.metadata.get("jupytext", {}).get("formats", "")
-    assert "ipynb" in formats and "md:myst" in formats, (
-        f"{_rel(md)}: jupytext header must pair it as 'ipynb,md:myst', got {formats!r}"
+    jupytext_meta = notebook.metadata.get("jupytext", {})
+    assert "formats" not in jupytext_meta, (
+        f"{_rel(md)}: its .ipynb is generated (`make notebooks`), not paired; remove `formats:` from the header"
     )
-    text_format = (
-        notebook.metadata.get("jupytext", {}).get("text_representation", {}).get("format_name")
-    )
+    text_format = jupytext_meta.get("text_representation", {}).get("format_name")
     assert text_format == "myst", (
         f"{_rel(md)}: jupytext header needs text_representation.format_name: myst "
         "(without it the book renders the page as plain Markdown)"
@@ -87,38 +77,16 @@ def test_md_is_paired_myst_notebook(md):
     kernel = notebook.metadata.get("kernelspec", {}).get("name")
     assert kernel == "python3", f"{_rel(md)}: kernelspec name is {kernel!r}, not 'python3'"
     assert md.with_suffix(".ipynb").exists(), (
-        f"{_rel(md)} has no paired {_rel(md.with_suffix('.ipynb'))}: run `make sync`"
+        f"{_rel(md)} has no {_rel(md.with_suffix('.ipynb'))}: run `make notebooks`"
     )
 
 
 @pytest.mark.parametrize("ipynb", IPYNB_FILES, ids=_rel)
 def test_ipynb_has_md_source(ipynb):
     assert ipynb.with_suffix(".md").exists(), (
-        f"{_rel(ipynb)} has no .md source: the .md is the source of truth, "
-        "create it with `jupytext --set-formats ipynb,md:myst` and commit both"
+        f"{_rel(ipynb)} has no .md source: the .md is the source of truth; "
+        "write the page as a MyST notebook and run `make notebooks`"
     )
-
-
-@pytest.mark.parametrize("md", MD_FILES, ids=_rel)
-def test_md_and_ipynb_in_sync(md):
-    ipynb = md.with_suffix(".ipynb")
-    if not ipynb.exists():
-        pytest.skip("no paired .ipynb (reported by test_md_is_paired_myst_notebook)")
-    md_cells, nb_cells = _cells(md), _cells(ipynb)
-    if md_cells != nb_cells:
-        def show(cells):
-            lines = []
-            for kind, source, tags in cells:
-                lines.append(f"# --- {kind} cell, tags={tags}\n")
-                lines.extend(line + "\n" for line in source.splitlines())
-            return lines
-
-        diff = "".join(
-            difflib.unified_diff(
-                show(nb_cells), show(md_cells), fromfile=_rel(ipynb), tofile=_rel(md)
-            )
-        )
-        pytest.fail(f"{_rel(md)} and {_rel(ipynb)} are out of sync: run `make sync`\n{diff}")
 
 
 def test_toc_lists_every_chapter():

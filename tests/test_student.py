@@ -23,22 +23,16 @@ CHAPTER = ROOT / "book" / "03_hierarchical_contextualization.ipynb"
 
 EXERCISE = '''## Exercises
 
-````{exercise} Double
-:label: ex-double
+#### Exercise: Double
 
 Return twice `x`.
 
 ```python
 def double(x):
     raise NotImplementedError("multiply by two")
-```
-````
+```'''
 
-````{solution-start} ex-double
-:class: dropdown
-````
-
-SECRET EXPLANATION: multiplying by two doubles.'''
+SOLUTION = "<details>\n<summary><b>Solution</b></summary>\n\nSECRET EXPLANATION: multiplying by two doubles.\n\n</details>"
 
 CHECK = '''import numpy as np
 from focaledu.checks._core import compare
@@ -49,28 +43,27 @@ def check_{name}(fn):
 
 
 def _synthetic(path: Path) -> Path:
-    """A chapter in the book's format: exercise, gated solution, check cell."""
+    """A chapter in the format of the generated notebooks: exercise, collapsed solution, check cell."""
+    hidden = {"tags": ["solution"], "cellView": "form", "jupyter": {"source_hidden": True}}
     cells = [
         new_markdown_cell("# A tiny chapter"),
         new_code_cell(CHECK.format(name="double", reference="lambda x: 2 * x")
                       + CHECK.format(name="halve", reference="lambda x: x / 2")),
         new_markdown_cell(EXERCISE),
+        new_markdown_cell(SOLUTION, metadata={"tags": ["solution"]}),
         new_code_cell("import math\n\n\ndef double(x):\n    return 2 * x\n\n\nSECRET_CONSTANT = 42\nprint(double(2))",
-                      metadata={"tags": ["solution"]}),
-        new_markdown_cell("````{solution-end}\n````\n\nAfter the solution."),
+                      metadata=dict(hidden)),
+        new_markdown_cell("After the solution."),
         new_code_cell("check_double(double)"),
-        new_markdown_cell("````{exercise} Halve\n:label: ex-halve\n\nNo stub here.\n````\n\n"
-                          "````{solution-start} ex-halve\n````"),
-        new_code_cell("def halve(x, *, exact=True):\n    return x / 2", metadata={"tags": ["solution"]}),
-        new_markdown_cell("````{solution-end}\n````"),
+        new_markdown_cell("#### Exercise: Halve\n\nNo stub here."),
+        new_code_cell("def halve(x, *, exact=True):\n    return x / 2", metadata=dict(hidden)),
         new_code_cell("check_halve(halve)"),
         new_code_cell("print('the end')"),
     ]
     nb = new_notebook(cells=cells, metadata={
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "jupytext": {"formats": "ipynb,md:myst"},
     })
-    cells[5].outputs = [new_output("execute_result", {"text/plain": "[PASSED] double: matches."}, execution_count=1)]
+    cells[6].outputs = [new_output("execute_result", {"text/plain": "[PASSED] double: matches."}, execution_count=1)]
     cells[9].outputs = [new_output("execute_result", {"text/plain": "[PASSED] halve: matches."}, execution_count=2)]
     nbformat.write(nb, path)
     return path
@@ -94,16 +87,16 @@ def test_student_notebook_replaces_solutions_with_stubs(synthetic):
     nb = nbformat.read(path, as_version=4)
     text = _all_text(nb)
     assert "SECRET" not in text and "return 2 * x" not in text and "return x / 2" not in text
-    assert "solution-start" not in text and "solution-end" not in text
-    assert "After the solution." in text and "{exercise} Double" in text and "check_double(double)" in text
+    assert "<details>" not in text
+    assert "After the solution." in text and "Exercise: Double" in text and "check_double(double)" in text
     stubs = [c for c in nb.cells if "stub" in c.metadata.get("tags", [])]
     assert len(stubs) == 2 and not any("solution" in c.metadata.get("tags", []) for c in nb.cells)
+    assert not any("cellView" in c.metadata or "jupyter" in c.metadata for c in stubs)  # shown, to be edited
     assert 'raise NotImplementedError("multiply by two")' in stubs[0].source  # the exercise's own stub
     assert "import math" in stubs[0].source
     generated = ast.parse(stubs[1].source).body[-1]
     assert generated.name == "halve" and ast.unparse(generated.args) == "x, *, exact=True"
     assert all(c.outputs == [] and c.execution_count is None for c in nb.cells if c.cell_type == "code")
-    assert "jupytext" not in nb.metadata
     assert nb.metadata["focaledu"] == {"student": True, "stubs": 2, "checks": ["double", "halve"]}
 
 
@@ -144,11 +137,11 @@ def test_every_chapter_student_version_hides_its_solutions(tmp_path):
     assert any(p.name == CHAPTER.name for p in sources)
     for source in sources:
         chapter = nbformat.read(source, as_version=4)
-        solutions = [c for c in chapter.cells if "solution" in c.metadata.get("tags", [])]
+        solutions = [c for c in chapter.cells if c.cell_type == "code" and "solution" in c.metadata.get("tags", [])]
         nb = student.student_notebook(chapter)
         text = _all_text(nb)
         assert nb.metadata["focaledu"]["stubs"] == len(solutions), source.name
-        assert "solution-start" not in text and "solution-end" not in text, source.name
+        assert "<details>" not in text and "Solution</b>" not in text, source.name
         for cell in solutions:
             body = [ast.get_source_segment(cell.source, n) for n in ast.parse(cell.source).body
                     if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
