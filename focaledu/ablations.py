@@ -51,6 +51,7 @@ __all__ = [
     "plot_differences",
     "plot_results",
     "results_table",
+    "standard_error",
     "run_variant",
     "summarize",
     "variant",
@@ -323,13 +324,23 @@ def summarize(results: dict) -> list[dict]:
     return rows
 
 
-def z_score(acc_a, acc_b, n):
-    """z of the difference ``acc_a - acc_b`` of two accuracies, each measured on ``n`` images.
+def standard_error(acc_a, acc_b, n):
+    """Standard error of the difference ``acc_a - acc_b`` of two accuracies, each measured on ``n`` images.
 
     Each accuracy keeps its own binomial variance ``a (1 - a) / n``; the noise of
     training (another seed) is not in it.
     """
-    return (acc_a - acc_b) / math.sqrt(acc_a * (1 - acc_a) / n + acc_b * (1 - acc_b) / n)
+    return math.sqrt(acc_a * (1 - acc_a) / n + acc_b * (1 - acc_b) / n)
+
+
+def z_score(acc_a, acc_b, n):
+    """z of the difference ``acc_a - acc_b``: the difference over its :func:`standard_error`.
+
+    0 for equal accuracies, also when both are 0 or 1 (no variance to divide by).
+    """
+    if acc_a == acc_b:
+        return 0.0
+    return (acc_a - acc_b) / standard_error(acc_a, acc_b, n)
 
 
 def _plural(n, word):

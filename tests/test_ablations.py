@@ -271,3 +271,10 @@ def test_unfinished_and_broken_exercises_are_reported():
     assert not result and "not implemented" in result.message and "sum the levels" in result.message
     assert "expected a function" in checks.mixer_params(3).message
     assert "raised ZeroDivisionError" in checks.accuracy_z_score(lambda a, b, n: 1 / 0).message
+
+
+def test_equal_accuracies_have_z_zero_even_without_variance():
+    """Two quick runs on synthetic data can tie exactly (both 0.488): z is 0, not a division by zero."""
+    assert ablations.z_score(0.488, 0.488, 500) == 0.0 and ablations.z_score(1.0, 1.0, 500) == 0.0
+    assert ablations.standard_error(0.6, 0.5, 10000) == pytest.approx(math.sqrt((0.24 + 0.25) / 10000))
+    assert ablations.z_score(0.6, 0.5, 10000) == pytest.approx(0.1 / ablations.standard_error(0.6, 0.5, 10000))
