@@ -35,7 +35,7 @@ from focaledu.image_dataset import (
     CorruptDatasetError,
     DatasetUnavailableError,
     ImageDataset,
-    _apply_limits,
+    subset_per_class,
     _normalise_limits,
 )
 from focaledu import hf_source
@@ -162,11 +162,11 @@ def load_cifar10(
     if path is not None:
         if not path.exists():
             raise FileNotFoundError(f"CIFAR-10 {origin} points at {str(path)!r}, which does not exist.")
-        return _apply_limits(_load_from_path(path, limits), limits)
+        return subset_per_class(_load_from_path(path, limits), limits)
     tried = [("source=", "not given"), (f"${ENV_VAR}", "not set")]
     for cached in _keras_cache_candidates():
         if (cached / "test_batch").is_file():
-            return _apply_limits(_load_batches_dir(cached), limits)
+            return subset_per_class(_load_batches_dir(cached), limits)
     tried.append(("Keras cache", "nothing at " + " or ".join(str(p) for p in _keras_cache_candidates())))
     hf_name = f"Hugging Face {hf_source.HF_DATASET}"
     steps = ((hf_name, lambda: _from_hugging_face(limits, timeout)),
@@ -286,7 +286,7 @@ def _from_keras_download(limits, timeout: float, time_limit: float) -> ImageData
     if not _network_available(_CIFAR10_URL, timeout):
         raise _NotUsed(f"no network connection to {_CIFAR10_URL} (probe failed or took over {timeout:g} s)")
     try:
-        return _apply_limits(_download_with_keras(time_limit), limits)
+        return subset_per_class(_download_with_keras(time_limit), limits)
     except Exception as err:  # timeout, urllib, hash mismatch, disk full ...: all mean "not available"
         raise _NotUsed(f"failed: {err}") from err
 

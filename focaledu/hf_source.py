@@ -19,7 +19,7 @@ from focaledu.image_dataset import (
     CIFAR10_CLASSES,
     CorruptDatasetError,
     ImageDataset,
-    _first_per_class,
+    first_per_class,
     _make_dataset,
 )
 from focaledu.readers import _decode_image
@@ -74,7 +74,7 @@ def _decode_split(split, limit: int | None, where: str) -> tuple[np.ndarray, np.
     labels = table.column("label").to_numpy().astype(np.int64)
     if len(labels) and not 0 <= labels.min() <= labels.max() < len(CIFAR10_CLASSES):
         raise CorruptDatasetError(f"{where} has labels outside 0..9")
-    keep = _first_per_class(labels, limit)
+    keep = first_per_class(labels, limit)
     column = table.column("img") if limit is None else table.column("img").take(keep)
     # Raw PNG bytes, not datasets' PIL objects: the rows a limit drops are never decoded.
     pngs = column.combine_chunks().field("bytes").to_pylist()

@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 
 __all__ = ["CIFAR10_CLASSES", "CIFAR10_MEAN", "CIFAR10_STD", "SYNTHETIC_LABEL", "CorruptDatasetError",
-           "DatasetUnavailableError", "ImageDataset"]
+           "DatasetUnavailableError", "ImageDataset", "first_per_class", "subset_per_class"]
 
 CIFAR10_CLASSES: tuple[str, ...] = (
     "airplane",
@@ -141,8 +141,8 @@ def _class_ranks(y: np.ndarray) -> np.ndarray:
     return rank
 
 
-def _first_per_class(y: np.ndarray, n: int | None) -> np.ndarray:
-    """Indices of the first ``n`` examples of each class, in original order."""
+def first_per_class(y: np.ndarray, n: int | None) -> np.ndarray:
+    """Indices of the first ``n`` examples of each class, in original order (all of them for None)."""
     if n is None:
         return np.arange(len(y))
     return np.flatnonzero(_class_ranks(y) < n)
@@ -155,15 +155,16 @@ def _round_robin(y: np.ndarray, n: int | None) -> np.ndarray:
     would otherwise put whole classes into the held-out tail.
     """
     rank = _class_ranks(y)
-    keep = _first_per_class(y, n)
+    keep = first_per_class(y, n)
     return keep[np.lexsort((y[keep], rank[keep]))]
 
 
-def _apply_limits(data: ImageDataset, limits) -> ImageDataset:
+def subset_per_class(data: ImageDataset, limits) -> ImageDataset:
+    """``data`` cut to the first ``limits[0]`` training and ``limits[1]`` test images of each class (None: all)."""
     if limits == (None, None):
         return data
-    keep_train = _first_per_class(data.y_train, limits[0])
-    keep_test = _first_per_class(data.y_test, limits[1])
+    keep_train = first_per_class(data.y_train, limits[0])
+    keep_test = first_per_class(data.y_test, limits[1])
     return _make_dataset(
         (data.x_train[keep_train], data.y_train[keep_train]),
         (data.x_test[keep_test], data.y_test[keep_test]),

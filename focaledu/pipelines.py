@@ -10,11 +10,11 @@ turns it into training / validation / test pipelines, ``tf.data`` or NumPy
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import numpy as np
 
+from focaledu.image_dataset import subset_per_class
 from focaledu.recipes import PROFILES, Recipe
 
 __all__ = ["data_pipeline", "load_data", "make_pipelines", "preprocess_images", "steps_per_epoch"]
@@ -35,7 +35,7 @@ def load_data(data=None, recipe: Recipe | None = None, seed: int = 0):
 
     recipe = recipe or PROFILES["full"]
     if isinstance(data, data_lib.ImageDataset):
-        return _subset(data, recipe.train_per_class, recipe.test_per_class)
+        return subset_per_class(data, (recipe.train_per_class, recipe.test_per_class))
     if isinstance(data, str) and data == "synthetic":
         n_train = 10 * recipe.train_per_class if recipe.train_per_class else 50_000
         n_test = 10 * recipe.test_per_class if recipe.test_per_class else 10_000
@@ -44,24 +44,6 @@ def load_data(data=None, recipe: Recipe | None = None, seed: int = 0):
     if recipe.train_per_class is not None or recipe.test_per_class is not None:
         limits = (recipe.train_per_class, recipe.test_per_class)
     return data_lib.load_cifar10(data, limit_per_class=limits)
-
-
-def _first_per_class(labels: np.ndarray, n: int | None) -> np.ndarray:
-    if n is None:
-        return np.arange(len(labels))
-    return np.sort(np.concatenate([np.flatnonzero(labels == c)[:n] for c in np.unique(labels)]))
-
-
-def _subset(dataset, train_per_class: int | None, test_per_class: int | None):
-    """The first ``n`` images of each class of an ``ImageDataset`` (order kept)."""
-    if train_per_class is None and test_per_class is None:
-        return dataset
-    train = _first_per_class(dataset.y_train, train_per_class)
-    test = _first_per_class(dataset.y_test, test_per_class)
-    return dataclasses.replace(
-        dataset, x_train=dataset.x_train[train], y_train=dataset.y_train[train],
-        x_test=dataset.x_test[test], y_test=dataset.y_test[test],
-    )
 
 
 def data_pipeline(recipe: Recipe) -> str:

@@ -41,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from focaledu.image_dataset import first_per_class
+
 __all__ = [
     "MAX_ACCURACY_DROP",
     "MAX_BYTES",
@@ -192,7 +194,7 @@ def fixed_subset(dataset, per_class: int = SUBSET_PER_CLASS):
     The same images as ``load_cifar10(path, limit_per_class=(1, per_class)).x_test``.
     """
     labels = np.asarray(dataset.y_test)
-    keep = np.sort(np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in np.unique(labels)]))
+    keep = first_per_class(labels, per_class)
     return dataset.x_test[keep], labels[keep]
 
 

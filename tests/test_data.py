@@ -600,3 +600,21 @@ def test_garbage_npz_names_the_file(tmp_path):
     bad.write_bytes(b"not an npz" * 10)
     with pytest.raises(CorruptDatasetError, match="broken.npz"):
         load_cifar10(bad)
+
+
+def test_first_per_class_is_the_one_subset_rule():
+    """Loading, the training pipelines and the pretrained model's fixed subset keep the same images."""
+    from focaledu import image_dataset, pipelines, zoo
+    from focaledu.synthetic import synthetic_cifar10
+
+    labels = np.array([2, 0, 2, 1, 0, 2, 1])
+    assert image_dataset.first_per_class(labels, 1).tolist() == [0, 1, 3]
+    assert image_dataset.first_per_class(labels, None).tolist() == list(range(7))
+    data = synthetic_cifar10(n_train=60, n_test=40, seed=0)
+    cut = image_dataset.subset_per_class(data, (2, 3))
+    assert np.bincount(cut.y_train).tolist() == [2] * 10 and np.bincount(cut.y_test).tolist() == [3] * 10
+    recipe = pipelines.Recipe(train_per_class=2, test_per_class=3)
+    piped = pipelines.load_data(data, recipe)
+    assert np.array_equal(piped.x_train, cut.x_train) and np.array_equal(piped.y_test, cut.y_test)
+    images, fixed_labels = zoo.fixed_subset(data, per_class=3)
+    assert np.array_equal(images, cut.x_test) and np.array_equal(fixed_labels, cut.y_test)
