@@ -10,10 +10,8 @@ function names and raises ``NotImplementedError`` with the exercise's hint,
 a markdown cell so tagged (the solution's explanation) is removed, the
 exercises and their check cells stay, and all outputs are cleared.
 
-``python -m focaledu autograde SUBMISSION.ipynb ...`` executes submitted
-notebooks and reads the results of the check cells (``focaledu.checks``
-returns ``CheckResult`` objects shown as ``[PASSED] name: ...`` or
-``[NOT YET] name: ...``), one line per exercise.
+``python -m focaledu autograde SUBMISSION.ipynb ... --book PATH`` grades
+submitted notebooks with the instructor's checks: see ``focaledu.autograde``.
 
 Conventions the chapters follow (see ``book/03_hierarchical_contextualization.md``):
 
@@ -32,10 +30,8 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
-import json
 import re
 import sys
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -208,50 +204,7 @@ def write_student_notebooks(out: Path | str, sources=None, book: Path | str | No
 
 
 # --------------------------------------------------------------------------- #
-# autograding
-
-
-@dataclass
-class Grade:
-    submission: str
-    exercise: str
-    status: str  # "passed", "not yet", "error" (the cell raised) or "missing"
-    message: str
-
-
-def _cell_error(cell) -> str | None:
-    for output in cell.get("outputs", []):
-        if output.get("output_type") == "error":
-            return f"{output.get('ename')}: {output.get('evalue')}"
-    return None
-
-
-def grade_executed(nb: nbformat.NotebookNode, name: str = "") -> list[Grade]:
-    """Reads the check results of an executed notebook."""
-    grades, seen = [], set()
-    for i, cell in enumerate(nb.cells):
-        if cell.cell_type != "code":
-            continue
-        results = []
-        for output in cell.get("outputs", []):
-            text = output.get("text") or output.get("data", {}).get("text/plain", "")
-            text = "".join(text) if isinstance(text, list) else text
-            results += RESULT_LINE.findall(text)
-        for mark, exercise, message in results:
-            status = "passed" if mark == "PASSED" else "not yet"
-            grades.append(Grade(name, exercise, status, message))
-            seen.add(exercise)
-        error = _cell_error(cell)
-        if error and not results:
-            checks = cell.metadata.get(META_KEY, {}).get("checks", [])
-            if checks or re.search(r"\bchecks\.\w+\(", cell.source):
-                for exercise in checks or [f"cell {i}"]:
-                    grades.append(Grade(name, exercise, "error", f"the check cell raised {error}"))
-                    seen.add(exercise)
-    for exercise in nb.metadata.get(META_KEY, {}).get("checks", []):
-        if exercise not in seen:
-            grades.append(Grade(name, exercise, "missing", "no result: the check cell was removed or did not run."))
-    return grades
+# running a notebook (the autograder itself is focaledu.autograde)
 
 
 def execute(path: Path | str, timeout: int = 600, kernel_name: str | None = None) -> nbformat.NotebookNode:
@@ -267,30 +220,6 @@ def execute(path: Path | str, timeout: int = 600, kernel_name: str | None = None
     )
     client.execute()
     return nb
-
-
-def autograde(submissions, timeout: int = 600, kernel_name: str | None = None) -> list[Grade]:
-    grades = []
-    for path in submissions:
-        try:
-            nb = execute(path, timeout=timeout, kernel_name=kernel_name)
-        except Exception as err:  # unreadable file, dead kernel, timeout: one line, then the next one
-            grades.append(Grade(str(path), "(notebook)", "error", f"{type(err).__name__}: {err}"))
-            continue
-        grades += grade_executed(nb, str(path))
-    return grades
-
-
-def format_report(grades: list[Grade]) -> str:
-    lines, by_file = [], {}
-    for grade in grades:
-        by_file.setdefault(grade.submission, []).append(grade)
-    for submission, rows in by_file.items():
-        passed = sum(g.status == "passed" for g in rows)
-        lines.append(f"{submission}: {passed}/{len(rows)} passed")
-        for g in rows:
-            lines.append(f"  {g.status.upper():8} {g.exercise}: {g.message}")
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- #
@@ -316,16 +245,9 @@ def add_student_notebooks_parser(sub):
 
 
 def add_autograde_parser(sub):
-    p = sub.add_parser(
-        "autograde", help="execute submitted notebooks and report each exercise",
-        description="Execute submitted notebooks and report, per exercise, the result of its check. "
-                    "Exit status 0 when every exercise of every submission passed, else 1.",
-    )
-    p.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION.ipynb")
-    p.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
-    p.add_argument("--kernel", default=None, help="kernel name (default: the notebook's)")
-    p.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the grades as JSON")
-    return p
+    from focaledu import autograde
+
+    return autograde.add_parser(sub)
 
 
 def run_student_notebooks(args) -> int:
@@ -347,16 +269,9 @@ def run_student_notebooks(args) -> int:
 
 
 def run_autograde(args) -> int:
-    missing = [str(p) for p in args.submissions if not p.is_file()]
-    if missing:
-        print(f"error: not found: {', '.join(missing)}", file=sys.stderr)
-        return 2
-    grades = autograde(args.submissions, timeout=args.timeout, kernel_name=args.kernel)
-    print(format_report(grades))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps([asdict(g) for g in grades], indent=2) + "\n")
-    return 0 if grades and all(g.status == "passed" for g in grades) else 1
+    from focaledu import autograde
+
+    return autograde.run(args)
 
 
 def write_book_config(source: Path, target: Path, cache: str | None = None) -> None:
