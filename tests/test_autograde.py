@@ -2,8 +2,8 @@
 
 Every submission is the student notebook that ``student-notebooks`` makes from
 the real chapter 3 (its four exercises run in about 15 s), filled in or forged.
-The instructor's copy gives ``kernel_sizes`` 2 points (``# points: 2``), so a
-full score is 5.
+The chapter gives ``hierarchical_context`` 2 points and the instructor's copy
+here gives ``kernel_sizes`` 2 more (``# points: 2``), so a full score is 6.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from focaledu.__main__ import main as cli
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "03_hierarchical_contextualization.ipynb"
 EXERCISES = ["receptive_field_prediction", "kernel_sizes", "receptive_fields", "hierarchical_context"]
-POINTS = {"receptive_field_prediction": 1, "kernel_sizes": 2, "receptive_fields": 1, "hierarchical_context": 1}
+POINTS = {"receptive_field_prediction": 1, "kernel_sizes": 2, "receptive_fields": 1, "hierarchical_context": 2}
 
 
 @pytest.fixture(autouse=True)
@@ -96,16 +96,16 @@ def test_gradebook_csv_and_gradescope(course, tmp_path, capsys):
                   "--gradescope", str(results), "--timeout", "120"])
     out = capsys.readouterr().out
     assert status == 1, out
-    assert f"{alice}: 5/5 points, 4/4 exercises passed" in out and f"{bob}: 2/5 points" in out, out
+    assert f"{alice}: 6/6 points, 4/4 exercises passed" in out and f"{bob}: 2/6 points" in out, out
     assert "NOT YET  receptive_fields (0/1): " in out and "not implemented yet. Hint: " in out, out
     rows = list(csv.DictReader(table.open()))
     assert [r["student"] for r in rows] == ["alice", "bob"]
-    assert {k: rows[0][k] for k in EXERCISES + ["total"]} == {**{k: str(v) for k, v in POINTS.items()}, "total": "5"}
+    assert {k: rows[0][k] for k in EXERCISES + ["total"]} == {**{k: str(v) for k, v in POINTS.items()}, "total": "6"}
     assert {k: rows[1][k] for k in EXERCISES + ["total"]} == {
         "receptive_field_prediction": "0", "kernel_sizes": "2", "receptive_fields": "0",
         "hierarchical_context": "0", "total": "2"}
     report = json.loads(results.read_text())
-    assert report["score"] == 7 and len(report["tests"]) == 8
+    assert report["score"] == 8 and len(report["tests"]) == 8
     first = report["tests"][1]
     assert first["name"] == "03_hierarchical_contextualization: kernel_sizes" and first["max_score"] == 2
     assert first["score"] == 2 and first["output"].startswith("PASSED: matches the reference")
