@@ -276,11 +276,9 @@ def default_jit_compile(backend: str | None = None) -> bool | str:
     * JAX: ``True``. Keras' JAX trainer is meant to run under ``jax.jit``;
       ``False`` runs op by op and is far slower.
     * TensorFlow on CPU: ``False``. XLA made the FocalNet training step
-      slower than the plain ``tf.function`` graph (oneDNN kernels) on the
-      2-core development CPU: 4.0x in
-      ``benchmarks/results/jit_compile_cpu.json`` (``focalnet_cifar_tiny``,
-      batch 128, idle machine: 496 vs 124 images/s, JAX 229 images/s). Keras' ``"auto"`` picks XLA
-      whenever every layer supports it, which is the wrong choice here.
+      slower than the plain ``tf.function`` graph (oneDNN kernels); the
+      measurement is ``benchmarks/results/jit_compile_cpu.json``. Keras'
+      ``"auto"`` picks XLA whenever every layer supports it, the wrong choice here.
     * TensorFlow with a GPU, other backends: ``"auto"`` (Keras decides).
     """
     import keras

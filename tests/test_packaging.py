@@ -11,6 +11,7 @@ import ast
 import importlib
 import pkgutil
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -136,6 +137,24 @@ def test_every_module_imports():
     assert "focaledu.student" in modules and "focaledu.checks" in modules
     for name in modules:
         importlib.import_module(name)
+
+
+# The library wing: what a practitioner who pip-installs the layers uses.
+LIBRARY = ["model", "layers", "attention", "zoo", "convert", "interpret", "weights", "data", "image_dataset",
+           "readers", "hf_source", "synthetic", "pipelines", "tf_pipeline", "array_pipeline", "training",
+           "recipes", "callbacks", "records", "distribute"]
+
+
+def test_library_needs_no_plotting_or_widgets():
+    """The library imports where matplotlib and ipywidgets cannot be imported: only the teaching modules
+    (plots, diagrams, widgets, ...) need them. (Keras itself imports matplotlib when it is installed, so
+    the test blocks it rather than looking at sys.modules.)"""
+    code = ("import sys\nsys.modules['matplotlib'] = sys.modules['ipywidgets'] = None\nimport focaledu\n"
+            + "".join(f"import focaledu.{name}\n" for name in LIBRARY))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    blocked = subprocess.run([sys.executable, "-c", code + "import focaledu.plots\n"], capture_output=True, text=True)
+    assert "matplotlib" in blocked.stderr, "the block did not take: focaledu.plots imported without matplotlib"
 
 
 def test_every_third_party_import_is_declared():
