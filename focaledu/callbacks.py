@@ -22,6 +22,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from focaledu.pipelines import preprocess_images
+
 __all__ = ["EpochLogger", "HistoryJSON", "ModulationMonitor", "read_history"]
 
 
@@ -141,8 +143,6 @@ class ModulationMonitor(keras.callbacks.Callback):
     def _inputs(self):
         if self.preprocess is not None:
             return np.asarray(self.preprocess(self.images), dtype="float32")
-        from focaledu.training import preprocess_images
-
         return preprocess_images(self.images, getattr(self.model, "image_size", None))
 
     def on_epoch_end(self, epoch, logs=None):

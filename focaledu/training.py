@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from focaledu import callbacks as fcb
 from focaledu.pipelines import data_pipeline, load_data, make_pipelines, preprocess_images, steps_per_epoch
 from focaledu.recipes import (
     NO_WEIGHT_DECAY,
@@ -310,8 +311,6 @@ def fit(
 def _fit(preset, dataset, out_dir, recipe_, epochs, seed, callbacks, verbose, command, model_overrides, config,
          device_names) -> RunResult:
     import keras
-
-    from focaledu import callbacks as fcb
 
     keras.utils.set_random_seed(seed)
     model = build_model(preset, recipe_, **model_overrides)
