@@ -115,11 +115,12 @@ def nbgrader_notebook(nb: nbformat.NotebookNode, name: str) -> nbformat.Notebook
         while grade_id in ids:  # nbgrader's grade ids are unique
             grade_id += "_"
         ids.add(grade_id)
-        answer = _clean(nb.cells[exercise.solution_cell])
-        answer.source = (f"{stub_of[exercise.solution_cell].rstrip()}\n"
-                         f"### BEGIN SOLUTION\n{nb.cells[exercise.solution_cell].source.rstrip()}\n### END SOLUTION")
-        answer.metadata["nbgrader"] = _meta(f"{grade_id}-answer", solution=True)
-        replaced[exercise.solution_cell] = [answer]
+        if exercise.solution_cell not in replaced:  # one answer cell, named after its first exercise
+            answer = _clean(nb.cells[exercise.solution_cell])
+            answer.source = (f"{stub_of[exercise.solution_cell].rstrip()}\n### BEGIN SOLUTION\n"
+                             f"{nb.cells[exercise.solution_cell].source.rstrip()}\n### END SOLUTION")
+            answer.metadata["nbgrader"] = _meta(f"{grade_id}-answer", solution=True)
+            replaced[exercise.solution_cell] = [answer]
         (visible, _), *hidden = exercise.checks
         lines = ["from focaledu import checks", *_asserts(nb.cells[visible].source, "check_result")]
         hidden_cells = sorted({cell for cell, _ in hidden})

@@ -108,3 +108,15 @@ def test_export_needs_chapters(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert cli(["export-nbgrader", "--out", str(tmp_path / "c"), "--book", str(tmp_path)]) == 2
     assert "--book" in capsys.readouterr().err and not (tmp_path / "c").exists()
+
+
+def test_every_chapter_exports_one_answer_per_solution_and_one_test_per_exercise():
+    from focaledu import autograde, export_nbgrader, student
+
+    for path in student.chapters():
+        nb = nbformat.read(path, as_version=4)
+        out = export_nbgrader.nbgrader_notebook(nb, path.stem)
+        found = autograde.exercises(nb)
+        assert sum(bool(_nbgrader(c, "solution")) for c in out.cells) == len(student.stubs(nb)), path.name
+        assert [_nbgrader(c, "points") for c in out.cells if _nbgrader(c, "grade")] == [e.points for e in found]
+        assert not any(set(c.metadata.get("tags", [])) & {"solution", "hidden-check"} for c in out.cells)
