@@ -1,4 +1,4 @@
-"""Command line: ``python -m focaledu train | evaluate | student-notebooks | autograde``.
+"""Command line: ``python -m focaledu train | evaluate | student-notebooks | autograde | export-nbgrader``.
 
 Examples::
 
@@ -15,6 +15,7 @@ Examples::
     # instructors: notebooks without solutions, then grade what students hand in
     python -m focaledu student-notebooks --out student/   # from a clone; else add --book PATH
     python -m focaledu autograde submissions/*.ipynb
+    python -m focaledu export-nbgrader --out course/      # the same exercises as an nbgrader course
 
 Without ``--data``, CIFAR-10 is looked up as ``focaledu.data.load_cifar10()``
 does ($FOCALEDU_CIFAR10, the Keras cache, a download); if that fails the
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         "make student notebooks and grade them.",
     )
     sub = parser.add_subparsers(dest="command", required=True,
-                                metavar="{train,evaluate,student-notebooks,autograde}")
+                                metavar="{train,evaluate,student-notebooks,autograde,export-nbgrader}")
     presets = _presets()
 
     train = sub.add_parser(
@@ -157,11 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0, help="seed of the synthetic set")
     ev.add_argument("--out", type=Path, default=None, metavar="FILE.json", help="also write the result here")
 
-    # Instructors: see focaledu/student.py.
-    from focaledu import student
+    # Instructors: see focaledu/student.py and focaledu/export_nbgrader.py.
+    from focaledu import export_nbgrader, student
 
     student.add_student_notebooks_parser(sub)
     student.add_autograde_parser(sub)
+    export_nbgrader.add_parser(sub)
     return parser
 
 
@@ -295,6 +297,10 @@ def main(argv=None) -> int:
         from focaledu import student
 
         return student.run_autograde(args)
+    if args.command == "export-nbgrader":
+        from focaledu import export_nbgrader
+
+        return export_nbgrader.run(args)
     return _evaluate(args, argv)
 
 

@@ -7,8 +7,10 @@ name>``, or ``PATH`` itself when it names one chapter notebook):
 1. The exercises come from the instructor's chapter: each code cell that calls
    ``checks.<name>(...)`` is one exercise, worth ``# points: N`` when the
    check cell holds that comment (or ``{"focaledu": {"points": N}}`` in its
-   metadata), else 1 point. The submission's metadata, tags and outputs are
-   never read.
+   metadata), else 1 point. A code cell tagged ``hidden-check`` right after it
+   holds more checks of the same exercise, which the student notebooks leave
+   out: the exercise scores its points only when its visible and hidden checks
+   all pass. The submission's metadata, tags and outputs are never read.
 2. The student's answer to a solution cell is every submission code cell that
    defines (``def``/``class``) or assigns a name the stub of that solution
    defines, the last definition of each name winning; a helper must therefore
@@ -59,7 +61,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import focaledu
-from focaledu.student import SOLUTION_TAG, student_notebook
+from focaledu.student import HIDDEN_CHECK_TAG, SOLUTION_TAG, stubs
 
 POINTS = re.compile(r"#\s*points:\s*(\d+(?:\.\d+)?)", re.I)
 SUSPICIOUS = ("focaledu.checks", "import checks", "_core", "CheckResult", "sys.modules", "importlib", "__import__",
@@ -86,6 +88,8 @@ class Exercise:
     check_cell: int
     solution_cell: int | None  # the instructor's solution cell the check follows
     points: float
+    # (cell, call): the k-th checks.<name>(...) call of a cell; the visible check first, then the hidden ones
+    checks: list[tuple[int, int]] = field(default_factory=list)
 
 
 def _code(source: str) -> str:
@@ -110,19 +114,34 @@ def _points(cell) -> float:
     return float(meta if meta is not None else match[1] if match else 1)
 
 
+def _check_calls(source: str) -> list[ast.Call]:
+    """The ``checks.<name>(...)`` calls of a cell, in order."""
+    return [call for statement in ast.parse(_code(source)).body if (call := _check_call(statement)) is not None]
+
+
 def exercises(nb) -> list[Exercise]:
-    """The exercises of an instructor's chapter notebook, in order."""
+    """The exercises of an instructor's chapter notebook, in order, each with its hidden checks.
+
+    Raises ValueError for a cell tagged ``hidden-check`` that calls no check or
+    has no check cell before it.
+    """
     found, solution = [], None
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
-        if SOLUTION_TAG in cell.metadata.get("tags", []):
+        tags = cell.metadata.get("tags", [])
+        if SOLUTION_TAG in tags:
             solution = i
             continue
-        for statement in ast.parse(_code(cell.source)).body:
-            call = _check_call(statement)
-            if call is not None:
-                found.append(Exercise(call.func.attr, i, solution, _points(cell)))
+        calls = _check_calls(cell.source)
+        if HIDDEN_CHECK_TAG in tags:
+            if not calls or not found:
+                why = "calls no checks.<name>(...)" if not calls else "has no check cell before it"
+                raise ValueError(f"cell {i}, tagged {HIDDEN_CHECK_TAG!r}, {why}: a hidden check follows the "
+                                 f"check cell of its exercise and calls checks.<name>(...):\n{cell.source[:200]}")
+            found[-1].checks += [(i, k) for k in range(len(calls))]
+            continue
+        found += [Exercise(call.func.attr, i, solution, _points(cell), [(i, k)]) for k, call in enumerate(calls)]
     return found
 
 
@@ -139,13 +158,10 @@ def _top_level_names(source: str) -> set[str]:
 
 def answers(instructor, submission) -> dict[int, str]:
     """The submission's source for each solution cell of ``instructor`` (the stub when unanswered)."""
-    solutions = [i for i, c in enumerate(instructor.cells)
-                 if c.cell_type == "code" and SOLUTION_TAG in c.metadata.get("tags", [])]
-    stubs = [c.source for c in student_notebook(instructor).cells if "stub" in c.metadata.get("tags", [])]
     cells = [c.source for c in submission.cells if c.cell_type == "code"]
     defined = [_top_level_names(source) for source in cells]
     found = {}
-    for index, stub in zip(solutions, stubs):
+    for index, stub in stubs(instructor).items():
         last = {}
         for name in _top_level_names(stub):
             where = [k for k, names in enumerate(defined) if name in names]
@@ -289,11 +305,10 @@ class Autograder:
         except Exception as err:  # not a notebook: every exercise fails, one message
             return [Grade(str(submission), e.name, "error", f"unreadable submission: {err}", 0, e.points)
                     for e in todo]
-        stubs = dict(zip(mine, (c.source for c in student_notebook(instructor).cells
-                                if "stub" in c.metadata.get("tags", []))))
+        unanswered = stubs(instructor)
         lost: dict[int, str] = {}  # solution cell -> why its exercise is lost (timeout, dead kernel)
         while True:
-            results, failure = self._run(instructor, {**mine, **{i: stubs[i] for i in lost}})
+            results, failure = self._run(instructor, {**mine, **{i: unanswered[i] for i in lost}})
             if failure is None or failure[0] is None or failure[0] in lost:
                 break
             lost[failure[0]] = failure[1]
@@ -301,7 +316,7 @@ class Autograder:
         for e in todo:
             answer = mine.get(e.solution_cell, "")
             review = [word for word in SUSPICIOUS if word in answer]
-            record = results.get(e.check_cell, {}).get(e.name)
+            record = _combined([(results.get(cell) or [])[k:k + 1] for cell, k in e.checks])
             if e.solution_cell in lost:
                 grade = Grade(str(submission), e.name, "error", lost[e.solution_cell], 0, e.points)
             elif results.get("tampered"):
@@ -320,7 +335,7 @@ class Autograder:
     def _run(self, instructor, substitutes: dict[int, str]):
         """Runs the chapter with ``substitutes``; returns (results, failure).
 
-        ``results`` maps check cell -> {exercise: record}; ``failure`` is
+        ``results`` maps check cell -> [record of each check call]; ``failure`` is
         (solution cell to blame or None, message) when the run stopped early.
         """
         import nbformat
@@ -340,7 +355,7 @@ class Autograder:
             results_dir.mkdir()
             grader = f"_grade_{secrets.token_hex(8)}"
             nb.cells.append(nbformat.v4.new_code_cell(PRELUDE.format(name=grader, home=str(home))))
-            files = {}  # grading cell -> [(exercise, result file)]
+            files = {}  # grading cell -> its checks' result files, in call order
             solution = None
             for i, cell in enumerate(instructor.cells):
                 if cell.cell_type != "code":
@@ -348,11 +363,11 @@ class Autograder:
                 source = cell.source
                 if i in substitutes:
                     source, solution = substitutes[i], i
-                here = [e.name for e in names if e.check_cell == i]
+                here = any(i == cell_index for e in names for cell_index, _ in e.checks)
                 if here:
-                    paths = [str(results_dir / secrets.token_hex(12)) for _ in here]
+                    paths = [str(results_dir / secrets.token_hex(12)) for _ in _check_calls(cell.source)]
                     source = _check_source(cell.source, grader, paths)
-                    files[len(nb.cells)] = list(zip(here, paths))
+                    files[len(nb.cells)] = paths
                 owner[len(nb.cells)] = solution if i in substitutes or here else None
                 nb.cells.append(nbformat.v4.new_code_cell(source))
             results, failure, running = {"tampered": None}, None, {}
@@ -364,12 +379,12 @@ class Autograder:
 
             def executed(cell, cell_index, **_):
                 # Read at once: whatever runs later in the kernel cannot rewrite it.
-                for exercise, path in files.get(cell_index, []):
+                for path in files.get(cell_index, []):
                     try:
                         record = json.loads(Path(path).read_text())
                     except (OSError, ValueError):
                         record = {"passed": False, "message": _cell_error(cell) or "no result from the check."}
-                    results.setdefault(index_of[cell_index], {})[exercise] = record
+                    results.setdefault(index_of[cell_index], []).append(record)
 
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(home), os.environ.get("PYTHONPATH")])),
                    "MPLBACKEND": "Agg"}
@@ -391,6 +406,23 @@ class Autograder:
             return results, failure
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _combined(found: list[list[dict]]) -> dict | None:
+    """One record for an exercise from those of its visible check and its hidden checks (in that order,
+    each ``[record]``, or ``[]`` when it did not run): passed only when all passed; None when one did not run."""
+    if not all(found):
+        return None
+    records = [r for [r] in found]
+    visible, hidden = records[0], records[1:]
+    failed = next((r for r in records if r.get("tampered")), None) or next((r for r in records if not r["passed"]), None)
+    if failed is None:
+        extra = f" It also passed {len(hidden)} hidden check{'s' * (len(hidden) > 1)}." if hidden else ""
+        return {**visible, "message": visible["message"] + extra}
+    if failed is visible:
+        return failed
+    return {**failed, "message": "passed the check shown in the notebook, but not a hidden check of this "
+                                 f"exercise: {failed['message']}"}
 
 
 def _cell_error(cell) -> str | None:

@@ -8,7 +8,8 @@ the book's MyST pages (``make notebooks``), which tags a solution's cells
 ``solution``: every code cell so tagged becomes a *stub* that defines the same
 function names and raises ``NotImplementedError`` with the exercise's hint,
 a markdown cell so tagged (the solution's explanation) is removed, the
-exercises and their check cells stay, and all outputs are cleared.
+exercises and their check cells stay, a check cell tagged ``hidden-check``
+(checks only the grader runs) is removed, and all outputs are cleared.
 
 ``python -m focaledu autograde SUBMISSION.ipynb ... --book PATH`` grades
 submitted notebooks with the instructor's checks: see ``focaledu.autograde``.
@@ -22,7 +23,12 @@ Conventions the chapters follow (see ``book/03_hierarchical_contextualization.md
 - a solution cell defines functions or classes (and imports), or assigns a
   prediction whose stub in the exercise's block leaves a ``...``; anything else
   in it is dropped from the student version;
-- the check cell after it calls ``checks.<exercise>(<function>)``.
+- the check cell after it calls ``checks.<exercise>(<function>)``;
+- a code cell tagged ``hidden-check`` right after that check cell holds hidden
+  checks of the same exercise (``checks.<name>(...)`` calls, e.g. on other
+  inputs): the student notebooks leave it out, ``autograde`` counts it (the
+  exercise passes when its visible and hidden checks all do) and
+  ``export-otter`` makes it otter-grader's hidden test cases.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ if TYPE_CHECKING:  # for annotations; the functions import it themselves so the 
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION_TAG = "solution"
+HIDDEN_CHECK_TAG = "hidden-check"
 META_KEY = "focaledu"
 RESULT_LINE = re.compile(r"^\[(PASSED|NOT YET)\] ([^:\n]+): (.*)$", re.M)
 PYTHON_BLOCK = re.compile(r"^(`{3,})(?:python|py|ipython3?)\s*\n(.*?)^\1\s*$", re.M | re.S)
@@ -107,7 +114,7 @@ def _check_names(cell) -> list[str]:
 
 
 def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """A copy of the chapter ``nb`` with the solutions replaced by stubs and no outputs."""
+    """A copy of the chapter ``nb`` with the solutions replaced by stubs, no hidden checks and no outputs."""
     nb = copy.deepcopy(nb)
     cells, blocks, stubs, expected = [], [], 0, []
     for cell in nb.cells:
@@ -116,6 +123,8 @@ def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
             if SOLUTION_TAG not in tags:
                 blocks += [m[2] for m in PYTHON_BLOCK.finditer(cell.source)] if cell.cell_type == "markdown" else []
                 cells.append(cell)
+            continue
+        if HIDDEN_CHECK_TAG in tags:
             continue
         names = _check_names(cell)
         if names:
@@ -135,6 +144,12 @@ def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         nb.metadata.pop(key, None)
     nb.metadata[META_KEY] = {"student": True, "stubs": stubs, "checks": expected}
     return nb
+
+
+def stubs(nb: nbformat.NotebookNode) -> dict[int, str]:
+    """The student version (stub) of each solution code cell of the chapter ``nb``, by that cell's index."""
+    solutions = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and SOLUTION_TAG in c.metadata.get("tags", [])]
+    return dict(zip(solutions, (c.source for c in student_notebook(nb).cells if "stub" in c.metadata.get("tags", []))))
 
 
 def default_book() -> Path | None:

@@ -4,6 +4,8 @@ Every submission is the student notebook that ``student-notebooks`` makes from
 the real chapter 3 (its four exercises run in about 15 s), filled in or forged.
 The chapter gives ``hierarchical_context`` 2 points and the instructor's copy
 here gives ``kernel_sizes`` 2 more (``# points: 2``), so a full score is 6.
+The chapter's ``receptive_fields`` has a hidden check (a cell tagged
+``hidden-check``, on other inputs), which the student notebook lacks.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_output
+from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from focaledu import autograde
 from focaledu.__main__ import main as cli
@@ -82,6 +84,44 @@ def test_exercises_and_points_come_from_the_instructor_chapter(course):
     book, _, _ = course
     found = autograde.exercises(nbformat.read(book / NAME, as_version=4))
     assert [(e.name, e.points) for e in found] == [(n, POINTS[n]) for n in EXERCISES]
+
+
+def test_a_hidden_check_belongs_to_the_exercise_before_it(course):
+    book, _, _ = course
+    nb = nbformat.read(book / NAME, as_version=4)
+    found = {e.name: e for e in autograde.exercises(nb)}
+    hidden = [i for i, c in enumerate(nb.cells) if "hidden-check" in c.metadata.get("tags", [])]
+    assert found["receptive_fields"].checks == [(found["receptive_fields"].check_cell, 0), (hidden[0], 0)]
+    assert all(len(e.checks) == 1 for name, e in found.items() if name != "receptive_fields")
+    for cells, phrase in [(["checks.kernel_sizes(kernel_sizes)"], "has no check cell before it"),
+                          (["checks.kernel_sizes(kernel_sizes)", "x = 1", "print('no check')"], "calls no checks")]:
+        nb = new_notebook(cells=[new_code_cell("x = 1")] + [new_code_cell(c) for c in cells[:-1]]
+                          + [new_code_cell(cells[-1], metadata={"tags": ["hidden-check"]})])
+        with pytest.raises(ValueError, match=phrase):
+            autograde.exercises(nb)
+
+
+MEMORISED = """def receptive_fields(focal_level, focal_window, focal_factor):
+    known = {(3, 3, 2): [3, 7, 13], (2, 3, 2): [3, 7], (4, 5, 4): [5, 13, 25, 41], (1, 7, 2): [7], (3, 1, 0): [1, 1, 1]}
+    return known.get((focal_level, focal_window, focal_factor), [1])
+"""
+
+
+def test_passing_the_visible_check_only_scores_nothing(course):
+    """An answer that knows the visible check's five inputs by heart passes it, fails the hidden check,
+    and scores 0 on that exercise; the right answer scores full marks, with the hidden check counted."""
+    book, _, solutions = course
+    grader = autograde.Autograder(book, timeout=120)
+    memorised = {g.exercise: g for g in grader.grade(submit(course, "memoriser", {**dict(enumerate(solutions)),
+                                                                                 2: MEMORISED}))}
+    assert scores(memorised.values()) == {**POINTS, "receptive_fields": 0}, memorised
+    graded = memorised["receptive_fields"]
+    assert graded.status == "not yet", graded
+    assert graded.message.startswith("passed the check shown in the notebook, but not a hidden check"), graded
+    assert "(input: focal_level=6, focal_window=3, focal_factor=2)" in graded.message, graded
+    right = {g.exercise: g for g in grader.grade(submit(course, "right", dict(enumerate(solutions))))}
+    assert scores(right.values()) == POINTS, right
+    assert right["receptive_fields"].message == "matches the reference on 5 inputs. It also passed 1 hidden check."
 
 
 def test_gradebook_csv_and_gradescope(course, tmp_path, capsys):

@@ -210,6 +210,23 @@ def test_mistake_is_recognised(check, learner, phrase):
     assert "(input:" in result.message
 
 
+def test_size_checks_on_other_cases():
+    """``cases=`` (the hidden check of chapter 3) catches an answer that only knows the default inputs."""
+    known = {(3, 3, 2): [3, 7, 13], (2, 3, 2): [3, 7], (4, 5, 4): [5, 13, 25, 41], (1, 7, 2): [7], (3, 1, 0): [1, 1, 1]}
+
+    def memorised(*args):
+        return known.get(args, [1])
+
+    cases = [(6, 3, 2), (2, 9, 4)]
+    assert checks.receptive_fields(memorised) and checks.receptive_fields(receptive_fields, cases=cases)
+    result = checks.receptive_fields(memorised, cases=cases)
+    assert not result and "(input: focal_level=6, focal_window=3, focal_factor=2)" in result.message, result
+    assert checks.kernel_sizes(kernel_sizes, cases=cases).message == "matches the reference on 2 inputs."
+    for bad, phrase in [([(3, 3)], "triples"), ([(3, 4, 2)], "focal_window"), ([], "at least one")]:
+        with pytest.raises(ValueError, match=phrase):
+            checks.kernel_sizes(kernel_sizes, cases=bad)
+
+
 def test_unrecognised_error_and_stub_are_reported():
     result = checks.kernel_sizes(lambda L, w, f: [7] * L)
     assert not result and "values differ" in result.message

@@ -205,9 +205,23 @@ def _printed_results(nb):
 
 
 def test_chapter_solutions_pass_every_check():
-    """The committed chapter (its outputs are checked by `make test` with nbval) passes every check."""
+    """The committed chapter (its outputs are checked by `make test` with nbval) passes every check:
+    one per exercise, and the hidden check of receptive_fields."""
     results = _printed_results(nbformat.read(CHAPTER, as_version=4))
-    assert len(results) == 4 and all(mark == "PASSED" for mark, _, _ in results), results
+    assert len(results) == 5 and all(mark == "PASSED" for mark, _, _ in results), results
+
+
+def test_student_version_leaves_out_the_hidden_checks(tmp_path):
+    """Chapter 3's hidden check (a cell tagged hidden-check) is not in the student notebook; its visible
+    check cells all are."""
+    nb = nbformat.read(CHAPTER, as_version=4)
+    hidden = [c.source for c in nb.cells if student.HIDDEN_CHECK_TAG in c.metadata.get("tags", [])]
+    assert len(hidden) == 1 and "checks.receptive_fields(receptive_fields, cases=" in hidden[0], hidden
+    path = student.write_student_notebooks(tmp_path, [CHAPTER])[0]
+    sources = [c.source for c in nbformat.read(path, as_version=4).cells]
+    assert not any("cases=" in s or student.HIDDEN_CHECK_TAG in s for s in sources)
+    visible = [s for s in sources if "checks." in s and "import" not in s]
+    assert len(visible) == 4 and any(s.endswith("checks.receptive_fields(receptive_fields)") for s in visible)
 
 
 def test_chapter_student_version_fails_exactly_at_the_stubs(tmp_path):

@@ -93,8 +93,30 @@ _KERNEL_CASES = [
 ]
 
 
-def kernel_sizes(fn):
-    """Checks ``fn(focal_level, focal_window, focal_factor) -> [k_1, ..., k_L]``."""
+def _size_cases(cases):
+    """The default inputs, or ``cases`` (``(focal_level, focal_window, focal_factor)`` triples) labelled.
+
+    Each triple is validated as ``focaledu.receptive.kernel_sizes`` validates its arguments.
+    """
+    if cases is None:
+        return _KERNEL_CASES
+    labelled = []
+    for case in cases:
+        if not isinstance(case, (tuple, list)) or len(case) != 3:
+            raise ValueError(f"cases must be (focal_level, focal_window, focal_factor) triples; got {case!r}")
+        receptive.kernel_sizes(*case)
+        labelled.append(("focal_level={}, focal_window={}, focal_factor={}".format(*case), tuple(case)))
+    if not labelled:
+        raise ValueError("cases must hold at least one (focal_level, focal_window, focal_factor) triple, got none")
+    return labelled
+
+
+def kernel_sizes(fn, *, cases=None):
+    """Checks ``fn(focal_level, focal_window, focal_factor) -> [k_1, ..., k_L]``.
+
+    ``cases``: other ``(focal_level, focal_window, focal_factor)`` inputs than the
+    default five, e.g. for a hidden check of the autograder.
+    """
     mistakes = [
         (
             "your levels start at 1 in the formula: the first kernel is focal_window itself, "
@@ -119,11 +141,14 @@ def kernel_sizes(fn):
             lambda L, w, f: [w * f**k for k in range(L)],
         ),
     ]
-    return _compare_sizes("kernel_sizes", fn, receptive.kernel_sizes, _KERNEL_CASES, mistakes)
+    return _compare_sizes("kernel_sizes", fn, receptive.kernel_sizes, _size_cases(cases), mistakes)
 
 
-def receptive_fields(fn):
-    """Checks ``fn(focal_level, focal_window, focal_factor) -> [r_1, ..., r_L]`` (conv levels only)."""
+def receptive_fields(fn, *, cases=None):
+    """Checks ``fn(focal_level, focal_window, focal_factor) -> [r_1, ..., r_L]`` (conv levels only).
+
+    ``cases``: as for :func:`kernel_sizes`.
+    """
 
     def reference(L, w, f):
         return receptive.receptive_fields(L, w, f)[:-1]
@@ -159,7 +184,7 @@ def receptive_fields(fn):
             lambda L, w, f: receptive.receptive_fields(L, w, f),
         ),
     ]
-    return _compare_sizes("receptive_fields", fn, reference, _KERNEL_CASES, mistakes)
+    return _compare_sizes("receptive_fields", fn, reference, _size_cases(cases), mistakes)
 
 
 def _levels_variant(
