@@ -34,6 +34,8 @@ name>``, or ``PATH`` itself when it names one chapter notebook):
 5. Each cell has a time limit: a cell that runs past it, or kills the kernel,
    costs the exercise it belongs to (its solution is replaced by the stub and
    the chapter runs again).
+   Interactive explorers (:func:`focaledu.student.is_explorer`) are not run:
+   they grade nothing, and nbclient can stall after them.
 
 Limits, honestly: student code runs in the same process as the check, as it
 must for a check to call the student's function. Code written *against this
@@ -61,7 +63,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import focaledu
-from focaledu.student import HIDDEN_CHECK_TAG, SOLUTION_TAG, stubs
+from focaledu.student import HIDDEN_CHECK_TAG, SOLUTION_TAG, is_explorer, stubs
 
 POINTS = re.compile(r"#\s*points:\s*(\d+(?:\.\d+)?)", re.I)
 SUSPICIOUS = ("focaledu.checks", "import checks", "_core", "CheckResult", "sys.modules", "importlib", "__import__",
@@ -360,7 +362,7 @@ class Autograder:
             for i, cell in enumerate(instructor.cells):
                 if cell.cell_type != "code":
                     continue
-                source = cell.source
+                source = "pass  # an interactive explorer, not run when grading" if is_explorer(cell) else cell.source
                 if i in substitutes:
                     source, solution = substitutes[i], i
                 here = any(i == cell_index for e in names for cell_index, _ in e.checks)

@@ -32,7 +32,8 @@ cell metadata (schema 3):
   ``autograde`` scores an exercise.
 
 The solutions' explanations (Markdown cells tagged ``solution``) are left
-out; the book has them. nbgrader runs the student's notebook with its test
+out, and so are the interactive explorers (:func:`focaledu.student.is_explorer`;
+the kernel-free explorer beside each stays); the book has both. nbgrader runs the student's notebook with its test
 cells restored from the source, with none of the protections of
 ``focaledu.autograde`` against a submission that tampers with the checks.
 """
@@ -53,6 +54,7 @@ from focaledu.student import (
     _no_chapters_message,
     chapters,
     default_book,
+    is_explorer,
     stubs,
 )
 
@@ -138,7 +140,7 @@ def nbgrader_notebook(nb: nbformat.NotebookNode, name: str) -> nbformat.Notebook
     for i, cell in enumerate(nb.cells):
         if i in replaced:
             cells += replaced[i]
-        elif SOLUTION_TAG not in cell.metadata.get("tags", []):
+        elif SOLUTION_TAG not in cell.metadata.get("tags", []) and not is_explorer(cell):
             cells.append(copy.deepcopy(cell))
     out = nbformat.v4.new_notebook(cells=cells, metadata=copy.deepcopy(nb.metadata))
     for key in ("widgets", "jupytext"):

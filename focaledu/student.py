@@ -50,6 +50,15 @@ HIDDEN_CHECK_TAG = "hidden-check"
 META_KEY = "focaledu"
 RESULT_LINE = re.compile(r"^\[(PASSED|NOT YET)\] ([^:\n]+): (.*)$", re.M)
 PYTHON_BLOCK = re.compile(r"^(`{3,})(?:python|py|ipython3?)\s*\n(.*?)^\1\s*$", re.M | re.S)
+# A cell showing an ipywidgets explorer (widgets.<name>_explorer(...)). Graders run notebooks headless and
+# leave these out: nbclient can wait out a whole cell timeout after one (jupyter/nbclient#312; seen here
+# once in a few nbgrader runs of chapter 3, 300 s each time).
+EXPLORER_CALL = re.compile(r"\bwidgets\.\w*explorer\(")
+
+
+def is_explorer(cell) -> bool:
+    """Whether ``cell`` is a code cell that shows an interactive (ipywidgets) explorer."""
+    return cell.cell_type == "code" and bool(EXPLORER_CALL.search(cell.source))
 
 
 # --------------------------------------------------------------------------- #

@@ -120,3 +120,18 @@ def test_every_chapter_exports_one_answer_per_solution_and_one_test_per_exercise
         assert sum(bool(_nbgrader(c, "solution")) for c in out.cells) == len(student.stubs(nb)), path.name
         assert [_nbgrader(c, "points") for c in out.cells if _nbgrader(c, "grade")] == [e.points for e in found]
         assert not any(set(c.metadata.get("tags", [])) & {"solution", "hidden-check"} for c in out.cells)
+
+
+def test_interactive_explorers_are_left_out_and_their_static_versions_kept():
+    """nbclient can stall a whole cell timeout after an ipywidgets cell (jupyter/nbclient#312): graders skip them."""
+    from focaledu import export_nbgrader, student
+
+    with_explorers = []
+    for path in student.chapters():
+        nb = nbformat.read(path, as_version=4)
+        out = export_nbgrader.nbgrader_notebook(nb, path.stem)
+        if any(student.is_explorer(c) for c in nb.cells):
+            with_explorers.append(path.stem[:2])
+            assert any("frames_explorer(" in c.source for c in out.cells), path.name
+        assert not any(student.is_explorer(c) for c in out.cells), path.name
+    assert with_explorers == ["03", "04", "08"]
