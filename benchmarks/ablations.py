@@ -26,6 +26,12 @@ test images; seeds add more) are not significant.
     .venv/bin/python benchmarks/ablations.py --resume               # skip runs already recorded
     .venv/bin/python benchmarks/ablations.py --smoke                # seconds, temp dir
 
+The longer set behind ``ablations_15ep.json`` (every variant, 15 epochs on
+1,000 images per class, seeds 0 and 1: 20 runs of about 5 minutes each on an
+idle machine) is the same script with ``--epochs 15 --train-per-class 1000
+--seeds 0,1 --out DIR``, its ``ablations.json`` copied to
+``benchmarks/results/ablations_15ep.json``.
+
 The data are loaded once (``--data``, else ``$FOCALEDU_CIFAR10``, else
 ``../shared/data/cifar10-jpeg.zip``, else the Keras cache). After **each** run
 the record is merged into ``benchmarks/results/ablations.json`` (a run of the
