@@ -284,8 +284,11 @@ def _evaluate(args, argv) -> int:
 
 
 def main(argv=None) -> int:
+    if argv is None:  # the command line: figures go to files, never a window
+        # Only then: an in-process caller (a test, a notebook) keeps its environment, which the notebook
+        # kernels it starts later inherit (with MPLBACKEND=Agg a figure's output loses its text/plain).
+        os.environ.setdefault("MPLBACKEND", "Agg")
     argv = list(sys.argv[1:] if argv is None else argv)
-    os.environ.setdefault("MPLBACKEND", "Agg")  # figures go to files; never open a window
     args = build_parser().parse_args(argv)
     if args.command == "train":
         return _train(args, argv)
