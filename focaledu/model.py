@@ -260,8 +260,42 @@ class FocalNet(keras.Model):
         return FocalNetBlock(**kwargs)
 
     @classmethod
-    def from_preset(cls, preset, **overrides):
-        """Builds a preset from ``PRESETS`` (see ``list_presets()``); keyword arguments override it."""
+    def from_preset(cls, preset, load_weights=None, **overrides):
+        """A model from a preset: an architecture (``list_presets()``) or a trained model (``list_pretrained()``).
+
+        Args:
+            preset: a name from ``list_presets()`` or ``focaledu.list_pretrained()``.
+            load_weights: load the trained model's shipped weights (as
+                ``focaledu.pretrained``). None: load them when the preset has
+                them. True for an architecture-only preset raises.
+            **overrides: constructor arguments replacing the preset's; with
+                shipped weights only when ``load_weights=False``.
+        """
+        from focaledu import zoo
+
+        trained = zoo.list_pretrained()
+        if load_weights not in (None, True, False):
+            raise ValueError(f"`load_weights` must be True, False or None; received load_weights={load_weights!r}.")
+        if preset in trained:
+            if load_weights is False:
+                config = without_legacy_switches(cls, zoo.pretrained_info(preset)["config"])
+                return cls(**{**config, **overrides})
+            if overrides:
+                raise ValueError(
+                    f"The weights of {preset!r} fit its own architecture; received overrides {sorted(overrides)}. "
+                    "Pass load_weights=False to build the changed architecture without them."
+                )
+            return zoo.load(cls, preset)
+        if preset not in PRESETS:
+            raise ValueError(
+                f"Unknown `preset` {preset!r}. Accepted values: {', '.join(PRESETS)}; with trained weights: "
+                f"{', '.join(trained) or '(none shipped)'}."
+            )
+        if load_weights:
+            raise ValueError(
+                f"`load_weights=True`, but the preset {preset!r} is an architecture without weights. Presets "
+                f"with weights: {', '.join(trained) or '(none shipped)'}."
+            )
         return cls(**preset_config(preset, **overrides))
 
 

@@ -111,6 +111,9 @@ def pretrained_info(name: str, directory=None) -> dict:
 def pretrained(name: str, *, directory=None):
     """A ready-to-use ``FocalNet`` with the shipped weights of ``name`` (see :func:`list_pretrained`).
 
+    The same as ``FocalNet.from_preset(name)``, the entry point for presets
+    with and without weights.
+
     The weights file's sha256 is checked first; a mismatch raises
     :class:`ChecksumError` and no model is built. The model expects inputs
     prepared as ``pretrained_info(name)["preprocessing"]`` says
@@ -128,6 +131,11 @@ def pretrained(name: str, *, directory=None):
     """
     from focaledu.model import FocalNet
 
+    return load(FocalNet, name, directory)
+
+
+def load(model_class, name: str, directory=None):
+    """:func:`pretrained` building ``model_class`` (``FocalNet`` or a subclass): ``FocalNet.from_preset``'s loader."""
     folder = Path(directory) if directory is not None else WEIGHTS_DIR
     info = pretrained_info(name, folder)
     path = folder / info["weights_file"]
@@ -141,7 +149,7 @@ def pretrained(name: str, *, directory=None):
             f"--force-reinstall focaledu, or git checkout the file), or re-export it with: {_export_hint(info)}"
         )
     arrays = _read_npz(path)
-    model = FocalNet.from_config(info["config"])
+    model = model_class.from_config(info["config"])
     _assign(model, arrays, path)
     return model
 

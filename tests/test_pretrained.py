@@ -287,6 +287,30 @@ def test_shipped_model_loads_offline(name, no_network):
     assert logits.shape == (2, len(info["class_names"])) and np.all(np.isfinite(logits))
 
 
+@pytest.mark.parametrize("name", SHIPPED)
+def test_from_preset_is_the_one_entry_point_for_shipped_weights(name, no_network):
+    images = _images(2)
+    expected = focaledu.pretrained(name).predict(images, verbose=0)
+    for model in (FocalNet.from_preset(name), FocalNet.from_preset(name, load_weights=True)):
+        np.testing.assert_array_equal(model.predict(images, verbose=0), expected)
+    untrained = FocalNet.from_preset(name, load_weights=False, num_classes=4)
+    assert untrained.count_params() != zoo.pretrained_info(name)["parameters"]
+    assert untrained.get_config() == {**FocalNet.from_config(zoo.pretrained_info(name)["config"]).get_config(),
+                                      "num_classes": 4}
+    with pytest.raises(ValueError, match="fit its own architecture.*'num_classes'.*load_weights=False"):
+        FocalNet.from_preset(name, num_classes=4)
+
+
+def test_from_preset_says_which_presets_have_weights():
+    assert FocalNet.from_preset("focalnet_cifar_tiny", load_weights=False).count_params() > 0
+    with pytest.raises(ValueError, match="`load_weights=True`, but the preset 'focalnet_cifar_tiny' is an architecture"):
+        FocalNet.from_preset("focalnet_cifar_tiny", load_weights=True)
+    with pytest.raises(ValueError, match="Unknown `preset` 'focalnet_cifar'.*focalnet_cifar_tiny.*with trained weights"):
+        FocalNet.from_preset("focalnet_cifar")
+    with pytest.raises(ValueError, match="`load_weights` must be True, False or None; received load_weights='yes'"):
+        FocalNet.from_preset("focalnet_cifar_tiny", load_weights="yes")
+
+
 @pytest.mark.backends
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_model_reaches_its_documented_subset_accuracy(name):
