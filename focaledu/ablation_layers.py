@@ -24,7 +24,8 @@ import keras
 from keras import layers, ops
 
 from focaledu import _validate
-from focaledu.layers import FocalModulation, FocalNetBlock, gelu
+from focaledu.block_parts import gelu
+from focaledu.layers import FocalModulation, FocalNetBlock
 from focaledu.model import FocalNet
 
 

@@ -1,4 +1,4 @@
-"""The paper's nouns: PatchEmbedding, FocalModulation, Mlp and FocalNetBlock.
+"""The paper's nouns: PatchEmbedding, FocalModulation and FocalNetBlock.
 
 A block's token mixer is a choice (``mixer``): focal modulation, global or
 window attention, or ``DepthwiseConvMixer``, the convolution-only control.
@@ -8,23 +8,17 @@ Chapter 10's switches that take parts out of focal modulation live apart, in
 Faithful to microsoft/FocalNet ``classification/focalnet.py`` (and timm's port).
 All tensors are channels-last ``(B, H, W, C)``; a 1x1 convolution of the
 official code is a ``Dense`` on the last axis here. Only ``keras.ops`` is used,
-so the layers run on every Keras backend.
+so the layers run on every Keras backend. The parts a FocalNet block shares
+with a self-attention block (LayerNorm, GELU, the MLP, layer scale) are in
+``focaledu.block_parts``.
 """
 
 import keras
 from keras import layers, ops
 
 from focaledu import _validate
-
-#: PyTorch's ``nn.LayerNorm`` default, used everywhere by the official code
-#: (the keras.io tutorial used 1e-7 in places).
-LAYER_NORM_EPSILON = 1e-5
-
-
-def layer_norm(name, dtype=None):
-    # Under a mixed policy Keras's LayerNormalization computes in float32 and
-    # returns the compute dtype.
-    return layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name=name, dtype=dtype)
+from focaledu.attention import MultiHeadSelfAttention, WindowAttention
+from focaledu.block_parts import Mlp, gelu, layer_norm, layer_scales, scale
 
 
 def focal_kernel_sizes(focal_level, focal_window, focal_factor):
@@ -48,24 +42,6 @@ def without_legacy_switches(cls, config):
                 f"focaledu.ablation_layers.Ablated{cls.__name__}(..., {key}=...)."
             )
     return config
-
-
-def gelu(x):
-    # The official code uses nn.GELU(), the exact erf form; keras.ops.gelu
-    # defaults to the tanh approximation.
-    return ops.gelu(x, approximate=False)
-
-
-def layer_scales(layer, dim, value, enabled):
-    """A block's per-channel residual scales ``gamma_1``, ``gamma_2`` (or ``(None, None)``)."""
-    if not enabled:
-        return None, None
-    init = keras.initializers.Constant(value)
-    return tuple(layer.add_weight(shape=(dim,), initializer=init, name=f"gamma_{i}") for i in (1, 2))
-
-
-def scale(x, gamma):
-    return x if gamma is None else x * gamma
 
 
 @keras.saving.register_keras_serializable(package="focaledu")
@@ -349,37 +325,6 @@ class DepthwiseConvMixer(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="focaledu")
-class Mlp(layers.Layer):
-    """The Transformer feed-forward network: Dense, GELU, dropout, Dense, dropout."""
-
-    def __init__(self, dim, hidden_dim, drop=0.0, **kwargs):
-        super().__init__(**kwargs)
-        self.dim = _validate.positive_int("dim", dim)
-        self.hidden_dim = _validate.positive_int("hidden_dim", hidden_dim)
-        self.drop_rate = _validate.rate("drop", drop)
-        policy = self.dtype_policy
-        self.fc1 = layers.Dense(self.hidden_dim, name="fc1", dtype=policy)
-        self.fc2 = layers.Dense(self.dim, name="fc2", dtype=policy)
-        self.drop = layers.Dropout(self.drop_rate, name="drop", dtype=policy)
-
-    def build(self, input_shape):
-        self.fc1.build(input_shape)
-        self.fc2.build(tuple(input_shape[:-1]) + (self.hidden_dim,))
-
-    def call(self, x, training=None):
-        x = self.drop(gelu(self.fc1(x)), training=training)
-        return self.drop(self.fc2(x), training=training)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.dim,)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(dim=self.dim, hidden_dim=self.hidden_dim, drop=self.drop_rate)
-        return config
-
-
-@keras.saving.register_keras_serializable(package="focaledu")
 class FocalNetBlock(layers.Layer):
     """A Transformer block with self-attention replaced by focal modulation.
 
@@ -492,9 +437,6 @@ class FocalNetBlock(layers.Layer):
                 dtype=policy,
             )
         elif self.mixer in ("attention", "window"):
-            # attention.py imports this module, so import it here.
-            from focaledu.attention import MultiHeadSelfAttention, WindowAttention
-
             heads = self.num_heads or (self.dim // 32 if self.dim % 32 == 0 else 1)
             if self.mixer == "attention":
                 self.attn = MultiHeadSelfAttention(

@@ -6,8 +6,9 @@ import keras
 import numpy as np
 from keras import layers
 
-from focaledu import _validate
-from focaledu.layers import FocalNetBlock, PatchEmbedding, layer_norm, without_legacy_switches
+from focaledu import _validate, zoo
+from focaledu.block_parts import layer_norm
+from focaledu.layers import FocalNetBlock, PatchEmbedding, without_legacy_switches
 
 
 @keras.saving.register_keras_serializable(package="focaledu")
@@ -271,8 +272,6 @@ class FocalNet(keras.Model):
             **overrides: constructor arguments replacing the preset's; with
                 shipped weights only when ``load_weights=False``.
         """
-        from focaledu import zoo
-
         trained = zoo.list_pretrained()
         if load_weights not in (None, True, False):
             raise ValueError(f"`load_weights` must be True, False or None; received load_weights={load_weights!r}.")
@@ -297,6 +296,15 @@ class FocalNet(keras.Model):
                 f"with weights: {', '.join(trained) or '(none shipped)'}."
             )
         return cls(**preset_config(preset, **overrides))
+
+
+def pretrained(name, *, directory=None):
+    """``FocalNet.from_preset(name)`` for a trained model; ``directory`` reads another weights folder.
+
+    The weights file's sha256 is checked before the model is built (see
+    ``focaledu.zoo.load`` for what it expects and raises).
+    """
+    return zoo.load(FocalNet, name, directory)
 
 
 def _official(depths, embed_dim, focal_levels, drop_path_rate, focal_window=3, **flags):

@@ -12,7 +12,8 @@ import pytest
 
 from focaledu.attention import MultiHeadSelfAttention, SelfAttentionBlock, WindowAttention
 from focaledu.ablation_layers import AblatedFocalModulation, AblatedFocalNetBlock
-from focaledu.layers import DepthwiseConvMixer, FocalModulation, FocalNetBlock, Mlp, PatchEmbedding
+from focaledu.block_parts import Mlp
+from focaledu.layers import DepthwiseConvMixer, FocalModulation, FocalNetBlock, PatchEmbedding
 from focaledu.model import FocalNet
 
 pytestmark = pytest.mark.backends
