@@ -50,21 +50,24 @@ VARIANTS = {
 
 @contextlib.contextmanager
 def relu_for_gelu(counter: dict):
-    """While active, ``focaledu.layers.gelu`` (which every FocalNet layer calls) is a ReLU; each call is counted."""
+    """While active, ``gelu`` (which every FocalNet layer calls) is a ReLU; each call is counted."""
     import keras
 
-    from focaledu import layers
+    from focaledu import block_parts, layers
 
     def relu(x):
         counter["gelu"] += 1
         return keras.ops.relu(x)
 
-    original = layers.gelu
-    layers.gelu = relu
+    modules = (block_parts, layers)  # the MLP's module and the focal layers' (which imports it)
+    original = block_parts.gelu
+    for module in modules:
+        module.gelu = relu
     try:
         yield
     finally:
-        layers.gelu = original
+        for module in modules:
+            module.gelu = original
 
 
 def cheapen(model, kind: str) -> int:

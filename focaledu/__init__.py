@@ -2,8 +2,8 @@
 
 from focaledu.attention import MultiHeadSelfAttention, SelfAttentionBlock
 from focaledu.layers import FocalModulation, FocalNetBlock, Mlp, PatchEmbedding
-from focaledu.model import PRESETS, FocalNet, list_presets, preset_config
-from focaledu.zoo import list_pretrained, pretrained, pretrained_info
+from focaledu.model import PRESETS, FocalNet, list_presets, preset_config, pretrained
+from focaledu.zoo import list_pretrained, pretrained_info
 
 def _version() -> str:
     # Defined once, in pyproject.toml; an installed package (editable or not) carries it in its metadata.

@@ -159,10 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", type=Path, default=None, metavar="FILE.json", help="also write the result here")
 
     # Instructors: see focaledu/student.py and focaledu/export_nbgrader.py.
-    from focaledu import export_nbgrader, student
+    from focaledu import autograde, export_nbgrader, student
 
     student.add_student_notebooks_parser(sub)
-    student.add_autograde_parser(sub)
+    autograde.add_parser(sub)
     export_nbgrader.add_parser(sub)
     return parser
 
@@ -297,9 +297,9 @@ def main(argv=None) -> int:
 
         return student.run_student_notebooks(args)
     if args.command == "autograde":
-        from focaledu import student
+        from focaledu import autograde
 
-        return student.run_autograde(args)
+        return autograde.run(args)
     if args.command == "export-nbgrader":
         from focaledu import export_nbgrader
 

@@ -63,7 +63,7 @@ PRESET = "focalnet_cifar_tiny"
 
 @dataclass(frozen=True)
 class Variant:
-    """One ablation: ``PRESET`` with ``overrides`` passed to ``FocalNet``."""
+    """One ablation: ``PRESET`` with ``overrides`` passed to ``AblatedFocalNet``."""
 
     name: str
     description: str
@@ -116,17 +116,17 @@ def variant(name: str) -> Variant:
 
 
 def model_config(name: str, **extra) -> dict:
-    """``FocalNet`` constructor arguments of variant ``name`` (``extra`` overrides them)."""
+    """``AblatedFocalNet`` constructor arguments of variant ``name`` (``extra`` overrides them)."""
     from focaledu.model import preset_config
 
     return preset_config(PRESET, **{**copy.deepcopy(variant(name).overrides), **extra})
 
 
 def build_variant(name: str, **extra):
-    """``FocalNet`` of variant ``name`` (``extra`` overrides, e.g. ``num_classes``)."""
-    from focaledu.model import FocalNet
+    """``AblatedFocalNet`` of variant ``name`` (``extra`` overrides, e.g. ``num_classes``)."""
+    from focaledu.ablation_layers import AblatedFocalNet
 
-    return FocalNet(**model_config(name, **extra))
+    return AblatedFocalNet(**model_config(name, **extra))
 
 
 def parameter_counts(names=None) -> dict[str, int]:
@@ -144,10 +144,11 @@ def matched_mlp_ratio(overrides: dict, target: int, step: float = 1 / 64, span: 
     ``mlp_ratio +- span`` in steps of ``step`` (1/64 keeps every stage's
     hidden width ``int(dim * ratio)`` a whole multiple of the ratio's step).
     """
-    from focaledu.model import FocalNet, preset_config
+    from focaledu.ablation_layers import AblatedFocalNet
+    from focaledu.model import preset_config
 
     config = preset_config(preset, **overrides)
-    built = FocalNet(**config).count_params()
+    built = AblatedFocalNet(**config).count_params()
     ratio0 = float(config.get("mlp_ratio", 4.0))
     dims = [config["embed_dim"] * 2**i for i, depth in enumerate(config["depths"]) for _ in range(depth)]
 
@@ -196,6 +197,7 @@ def run_variant(name: str, data=None, out_dir=None, *, profile="quick", epochs=N
         ``history``, ``command``, ``machine``, ``versions`` and ``date``.
     """
     from focaledu import training
+    from focaledu.ablation_layers import AblatedFocalNet
 
     chosen = variant(name)
     overrides = {**copy.deepcopy(chosen.overrides), **(model_overrides or {})}
@@ -203,7 +205,8 @@ def run_variant(name: str, data=None, out_dir=None, *, profile="quick", epochs=N
         command = f"focaledu.ablations.run_variant({name!r}, seed={seed})"
     start = time.perf_counter()
     result = training.fit(PRESET, data, out_dir, profile=profile, epochs=epochs, seed=seed, verbose=verbose,
-                          command=command, model_overrides=overrides, **recipe_overrides)
+                          command=command, model_overrides=overrides, model_class=AblatedFocalNet,
+                          **recipe_overrides)
     seconds = time.perf_counter() - start
     m = result.metrics
     recipe = m["recipe"]

@@ -21,7 +21,7 @@ import numpy as np
 from keras import layers, ops
 
 from focaledu import _validate
-from focaledu.layers import Mlp, layer_norm, layer_scales, scale
+from focaledu.block_parts import Mlp, layer_norm, layer_scales, scale
 
 #: Added to the scores of masked positions. Finite (unlike -inf) so that a
 #: fully masked row gives uniform weights instead of NaN, as in Keras.

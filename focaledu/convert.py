@@ -70,7 +70,8 @@ def _block(prefix, block):
     return entries
 
 
-#: FocalNet's ablation switches (Chapter 10) and their official values; timm has only those.
+#: The switches of Chapter 10's ablations (``mixer`` of FocalNet, the others of
+#: ``focaledu.ablation_layers.AblatedFocalNet``) and their official values; timm has only those.
 OFFICIAL_SWITCHES = {"gating": True, "global_context": True, "pre_norm": True, "mixer": "focal"}
 
 

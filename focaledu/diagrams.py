@@ -125,9 +125,14 @@ def _focal_levels(ax, layer, height, width):
         rows, cols = masks[level - 1].nonzero()
         _region(ax, rows.min(), cols.min(), rows.max() - rows.min() + 1, cols.max() - cols.min() + 1,
                 _level_color(level, layer.focal_level))
-    if layer.global_context:
+    if _switch(layer, "global_context"):
         _region(ax, 0, 0, height, width, GLOBAL_COLOR, fill=False, lw=2.5, dashed=True)
     _query(ax, row, col)
+
+
+def _switch(layer, name):
+    """An ablation switch of a ``focaledu.ablation_layers`` layer; the official layers have it on."""
+    return getattr(layer, name, True)
 
 
 def _level_color(level, levels):
@@ -435,7 +440,7 @@ def receptive_fields(layer, grid=None):
     ax.text(x + 0.35, y, "query token", va="center", fontsize=10)
     rows = [(f"level {l + 1}", f"kernel {k}×{k}", f"sees {r}×{r} tokens", _level_color(l + 1, len(kernels)))
             for l, (k, r) in enumerate(zip(kernels, fields))]
-    if layer.global_context:
+    if _switch(layer, "global_context"):
         rows.append((f"level {layer.focal_level + 1}", "global mean", f"sees all {height}×{width}", GLOBAL_COLOR))
     for index, (name, kernel, field, color) in enumerate(rows):
         y = 3.6 - 0.45 * index
@@ -479,7 +484,7 @@ def modulation_flow(layer, input_shape):
     full = _shape(height, width, C)
     gate_channels = layer.f.units - 2 * C
     row_h = 0.72
-    top = 0.6 + row_h * (levels + 1) + (0.6 if layer.gating else 0)
+    top = 0.6 + row_h * (levels + 1) + (0.6 if _switch(layer, "gating") else 0)
     fig, ax = _canvas(10, top + 0.75, f"Focal modulation: data flow for an input of shape {full}, L = {L}")
     y_q = top
     y_level = [top - row_h * (i + 1) for i in range(levels + 1)]  # Z^0 .. Z^{L(+1)}
@@ -497,7 +502,7 @@ def modulation_flow(layer, input_shape):
     ax.text(2.45, y_q + 0.07, f"query q {full}", ha="left", va="bottom", fontsize=10, color=QUERY_COLOR)
     _arrow(ax, (2.98, y_f), (x_chain - 0.8, y_f))
     _box(ax, x_chain, y_f, 1.6, 0.42, f"$Z^0$ {full}")
-    if layer.gating:
+    if _switch(layer, "gating"):
         y_bus = y_level[-1] - 0.6
         _arrow(ax, (2.3, y_f - 0.55), (2.3, y_bus + 0.25))
         _box(ax, 2.3, y_bus, 1.35, 0.5, f"gates G\n{_shape(height, width, gate_channels)}")
@@ -515,7 +520,7 @@ def modulation_flow(layer, input_shape):
                 color=color)
         _box(ax, x_chain, y, 1.6, 0.42, f"$Z^{{{level}}}$ {shape}", edge=color)
         start = (x_chain + 0.8, y)
-        if layer.gating:
+        if _switch(layer, "gating"):
             _arrow(ax, start, (x_op - 0.14, y), color=color)
             _circle(ax, x_op, y, "$\\times$", radius=0.14, edge=color)
             ax.text(x_op - 0.16, y + 0.05, f"$g^{{{level}}}$", ha="right", va="bottom", fontsize=9, color=color)
@@ -567,7 +572,7 @@ def gated_aggregation(layer):
             context = f"$Z^{{{level}}}$ (1, 1, {C})\nglobal: the whole map"
         _box(ax, x_z, y, 2.0, 0.56, context, edge=color, fontsize=9)
         _arrow(ax, (x_z + 1.0, y), (x_gate - 0.5, y), color=color)
-        gate = f"× $g^{{{level}}}$\n(H, W, 1)" if layer.gating else "× 1"
+        gate = f"× $g^{{{level}}}$\n(H, W, 1)" if _switch(layer, "gating") else "× 1"
         _box(ax, x_gate, y, 1.0, 0.5, gate, edge=color, fill="white", fontsize=9)
         start = (x_gate + 0.5, y)
         _arrow(ax, start, _rim(start, (x_sum, y_mid), 0.18), color=color, lw=1.1)
@@ -580,11 +585,11 @@ def gated_aggregation(layer):
     _arrow(ax, (x_h + 0.6, y_mid), (x_m - 0.7, y_mid))
     _box(ax, x_m, y_mid, 1.4, 0.5, f"modulator M\n(H, W, {layer.h.units})")
     sum_text = "\\frac{1}{%d}\\sum" % levels if layer.normalize_modulator else "\\sum"
-    gate_text = "g^l \\cdot " if layer.gating else ""
+    gate_text = "g^l \\cdot " if _switch(layer, "gating") else ""
     y_text = y_rows[-1] - 0.65
     ax.text(0.3, y_text, f"$M = h\\left({sum_text}_{{l=1}}^{{{levels}}} {gate_text}Z^l\\right)$", ha="left",
             va="center", fontsize=11)
-    if layer.gating:
+    if _switch(layer, "gating"):
         note = (f"The gates are the last {levels} channels of f(x): one raw number (no softmax)\n"
                 f"per position and level, shared by all {C} channels of $Z^l$.")
     else:
@@ -621,12 +626,12 @@ def focalnet_block(block):
     C, rate = block.dim, block.drop_path_rate
     height = 5.7
     y_in = height - 1.15
-    norm = "post-norm" if block.use_postln else "pre-norm" if block.pre_norm else "no norm before the mixer"
+    norm = "post-norm" if block.use_postln else "pre-norm" if _switch(block, "pre_norm") else "no norm before the mixer"
     fig, ax = _canvas(9.5, height, f"FocalNetBlock: dim {C}, {norm}")
 
     def branch(x, norm, body, gamma):
         layer = getattr(block, norm)
-        if layer is None:
+        if not isinstance(layer, keras.layers.LayerNormalization):  # AblatedFocalNetBlock(pre_norm=False)
             norm_step = (f"{norm}: none (pre_norm=False)", True, FILL)
         else:
             norm_step = (f"{norm}: LayerNorm (ε {layer.epsilon:g})", False, FILL)
@@ -800,11 +805,11 @@ def window_vs_focal(layer, grid, window_size):
         captions.append(["no shift: a window that covers", "the whole map needs none"])
     _focal_levels(panels[2], layer, height, width)
     panels[2].set_title(f"focal modulation, {layer.focal_level} levels"
-                        + (" + global" if layer.global_context else ""), fontsize=10)
+                        + (" + global" if _switch(layer, "global_context") else ""), fontsize=10)
     for index, lines in enumerate(captions):
         ax.text(1.5 + 3.3 * index, 0.75, "\n".join(lines), ha="center", va="top", fontsize=9, linespacing=1.4)
     items = [(f"level {l + 1}: {r}×{r}", _level_color(l + 1, layer.focal_level)) for l, r in enumerate(fields)]
-    if layer.global_context:
+    if _switch(layer, "global_context"):
         items.append((f"level {layer.focal_level + 1}: all {height * width}", GLOBAL_COLOR))
     for index, (text, color) in enumerate(items):
         ax.text(6.95 + 1.55 * (index % 2), 0.75 - 0.25 * (index // 2), text, ha="left", va="top", fontsize=9,

@@ -64,7 +64,8 @@ def _config(model_or_config, image_size):
     if ablated:
         raise ValueError(
             f"The analytic counts cover the official FocalNet block; this config sets {ablated}. "
-            "For an ablated model use FocalNet(**config).count_params()."
+            "For an ablated model build it and call count_params() (focaledu.ablation_layers.AblatedFocalNet "
+            "for gating, global_context and pre_norm; FocalNet for mixer)."
         )
     if image_size is not None:
         config["image_size"] = image_size

@@ -1,29 +1,24 @@
-"""The paper's nouns: PatchEmbedding, FocalModulation, Mlp and FocalNetBlock.
+"""The paper's nouns: PatchEmbedding, FocalModulation and FocalNetBlock.
 
-Chapter 10's ablation switches live on the same layers (``gating``,
-``global_context``, ``pre_norm``, ``mixer``), plus ``DepthwiseConvMixer``, the
-convolution-only control mixer.
+A block's token mixer is a choice (``mixer``): focal modulation, global or
+window attention, or ``DepthwiseConvMixer``, the convolution-only control.
+Chapter 10's switches that take parts out of focal modulation live apart, in
+``focaledu.ablation_layers``.
 
 Faithful to microsoft/FocalNet ``classification/focalnet.py`` (and timm's port).
 All tensors are channels-last ``(B, H, W, C)``; a 1x1 convolution of the
 official code is a ``Dense`` on the last axis here. Only ``keras.ops`` is used,
-so the layers run on every Keras backend.
+so the layers run on every Keras backend. The parts a FocalNet block shares
+with a self-attention block (LayerNorm, GELU, the MLP, layer scale) are in
+``focaledu.block_parts``.
 """
 
 import keras
 from keras import layers, ops
 
 from focaledu import _validate
-
-#: PyTorch's ``nn.LayerNorm`` default, used everywhere by the official code
-#: (the keras.io tutorial used 1e-7 in places).
-LAYER_NORM_EPSILON = 1e-5
-
-
-def layer_norm(name, dtype=None):
-    # Under a mixed policy Keras's LayerNormalization computes in float32 and
-    # returns the compute dtype.
-    return layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name=name, dtype=dtype)
+from focaledu.attention import MultiHeadSelfAttention, WindowAttention
+from focaledu.block_parts import Mlp, gelu, layer_norm, layer_scales, scale
 
 
 def focal_kernel_sizes(focal_level, focal_window, focal_factor):
@@ -31,22 +26,22 @@ def focal_kernel_sizes(focal_level, focal_window, focal_factor):
     return [focal_factor * k + focal_window for k in range(focal_level)]
 
 
-def gelu(x):
-    # The official code uses nn.GELU(), the exact erf form; keras.ops.gelu
-    # defaults to the tanh approximation.
-    return ops.gelu(x, approximate=False)
+#: The ablation switches earlier focaledu versions kept on the official layers
+#: (Chapter 10's layers now live in ``focaledu.ablation_layers``), with their
+#: official values.
+LEGACY_SWITCHES = {"gating": True, "global_context": True, "pre_norm": True}
 
 
-def layer_scales(layer, dim, value, enabled):
-    """A block's per-channel residual scales ``gamma_1``, ``gamma_2`` (or ``(None, None)``)."""
-    if not enabled:
-        return None, None
-    init = keras.initializers.Constant(value)
-    return tuple(layer.add_weight(shape=(dim,), initializer=init, name=f"gamma_{i}") for i in (1, 2))
-
-
-def scale(x, gamma):
-    return x if gamma is None else x * gamma
+def without_legacy_switches(cls, config):
+    """``config`` minus the switches an earlier version saved; raises if one of them is not official."""
+    config = dict(config)
+    for key, official in LEGACY_SWITCHES.items():
+        if key in config and config.pop(key) != official:
+            raise ValueError(
+                f"This {cls.__name__} config sets `{key}`, one of Chapter 10's ablations: rebuild it with "
+                f"focaledu.ablation_layers.Ablated{cls.__name__}(..., {key}=...)."
+            )
+    return config
 
 
 @keras.saving.register_keras_serializable(package="focaledu")
@@ -143,25 +138,6 @@ class FocalModulation(layers.Layer):
     sequence; level ``L + 1`` is GELU of the global average of level ``L``. The
     gates are raw (no softmax), as in the official code.
 
-    Two switches remove a part of the aggregation for ablations (Chapter 10);
-    both default to the official layer:
-
-    * ``gating=False`` (uniform gates): every level, the global one included,
-      is weighted by the same constant **1** instead of its learned per-token
-      gate, so the aggregate is the plain sum ``sum_l z_i^l`` (the mean with
-      ``normalize_modulator=True``). Any other constant ``c`` would only scale
-      the aggregate, and ``h`` is linear, so its kernel absorbs ``c``: the
-      constant sets the initial scale, not what the layer can represent. What
-      is lost is the per-token, per-level *selection* the gates make. ``f``
-      then has no gate channels: ``(dim + 1) * (L + 1)`` fewer parameters
-      (``dim * (L + 1)`` without ``bias``).
-    * ``global_context=False``: no level ``L + 1``; the aggregate is
-      ``sum_{l <= L} g_i^l z_i^l``, so every output depends only on the
-      receptive field of the last convolution. ``f`` has one gate channel
-      less: ``dim + 1`` fewer parameters (``dim`` without ``bias``; none when
-      ``gating=False``). ``normalize_modulator`` divides by ``L`` instead of
-      ``L + 1``.
-
     Args:
         dim: channels of the input and output.
         focal_window: kernel size of the first level (odd).
@@ -171,19 +147,13 @@ class FocalModulation(layers.Layer):
         proj_drop: dropout after the output projection.
         use_postln_in_modulation: LayerNorm on ``q * modulator`` before ``proj``.
         normalize_modulator: divide the aggregated context by the number of
-            levels it sums (``L + 1``, or ``L`` without global context).
-        gating: learned gates (True, official) or uniform gates of 1 (False).
-        global_context: include the global level ``L + 1`` (True, official).
+            levels it sums, ``L + 1``.
 
     Call arguments:
         x: ``(B, H, W, dim)``.
         return_modulation: also return ``{"gates": (B, H, W, L+1),
             "modulator": (B, H, W, dim)}``, like
-            ``MultiHeadAttention(return_attention_scores=True)``. ``gates``
-            are the weights the levels actually got: always ``L + 1``
-            channels, the global level last, so the plotting helpers work
-            for every variant; with ``gating=False`` they are ones, with
-            ``global_context=False`` the global channel is zeros.
+            ``MultiHeadAttention(return_attention_scores=True)``.
     """
 
     def __init__(
@@ -196,8 +166,6 @@ class FocalModulation(layers.Layer):
         proj_drop=0.0,
         use_postln_in_modulation=False,
         normalize_modulator=False,
-        gating=True,
-        global_context=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -211,15 +179,12 @@ class FocalModulation(layers.Layer):
             "use_postln_in_modulation", use_postln_in_modulation
         )
         self.normalize_modulator = _validate.boolean("normalize_modulator", normalize_modulator)
-        self.gating = _validate.boolean("gating", gating)
-        self.global_context = _validate.boolean("global_context", global_context)
 
         self.kernel_sizes = focal_kernel_sizes(self.focal_level, self.focal_window, self.focal_factor)
-        #: Levels summed into the modulator: L convolutional (+ 1 global).
-        self.num_levels = self.focal_level + int(self.global_context)
-        gate_channels = self.num_levels if self.gating else 0
+        #: Levels summed into the modulator: L convolutional + 1 global.
+        self.num_levels = self.focal_level + 1
         policy = self.dtype_policy
-        self.f = layers.Dense(2 * self.dim + gate_channels, use_bias=self.bias, name="f", dtype=policy)
+        self.f = layers.Dense(2 * self.dim + self._gate_channels(), use_bias=self.bias, name="f", dtype=policy)
         self.focal_layers = [
             layers.DepthwiseConv2D(size, padding="same", use_bias=False, name=f"focal_layers_{k}", dtype=policy)
             for k, size in enumerate(self.kernel_sizes)
@@ -229,8 +194,12 @@ class FocalModulation(layers.Layer):
         self.proj = layers.Dense(self.dim, name="proj", dtype=policy)
         self.proj_drop = layers.Dropout(self.proj_drop_rate, name="proj_drop", dtype=policy)
 
+    def _gate_channels(self):
+        # One gate per level; Chapter 10's uniform-gates variant has none.
+        return self.num_levels
+
     def build(self, input_shape):
-        _validate.channels_last_input("FocalModulation", self.dim, input_shape)
+        _validate.channels_last_input(type(self).__name__, self.dim, input_shape)
         self.f.build(input_shape)
         for focal_layer in self.focal_layers:
             focal_layer.build(input_shape)
@@ -241,21 +210,13 @@ class FocalModulation(layers.Layer):
 
     def call(self, x, training=None, return_modulation=False):
         _validate.float_input("inputs", x.dtype)
-        if self.gating:
-            q, ctx, gates = ops.split(self.f(x), [self.dim, 2 * self.dim], axis=-1)
-        else:
-            (q, ctx), gates = ops.split(self.f(x), [self.dim], axis=-1), None
-
-        def weigh(context, level):  # uniform gates: weight 1, no multiplication
-            return context if gates is None else context * gates[..., level : level + 1]
-
+        q, ctx, gates = ops.split(self.f(x), [self.dim, 2 * self.dim], axis=-1)
         ctx_all = 0
         for level, focal_layer in enumerate(self.focal_layers):
             ctx = gelu(focal_layer(ctx))
-            ctx_all = ctx_all + weigh(ctx, level)
-        if self.global_context:
-            ctx_global = gelu(ops.mean(ctx, axis=(1, 2), keepdims=True))
-            ctx_all = ctx_all + weigh(ctx_global, self.focal_level)
+            ctx_all = ctx_all + ctx * gates[..., level : level + 1]
+        ctx_global = gelu(ops.mean(ctx, axis=(1, 2), keepdims=True))
+        ctx_all = ctx_all + ctx_global * gates[..., self.focal_level :]
         if self.normalize_modulator:
             ctx_all = ctx_all / self.num_levels
 
@@ -265,19 +226,8 @@ class FocalModulation(layers.Layer):
             y = self.ln(y)
         y = self.proj_drop(self.proj(y), training=training)
         if return_modulation:
-            return y, {"gates": self._level_weights(q, gates), "modulator": modulator}
+            return y, {"gates": gates, "modulator": modulator}
         return y
-
-    def _level_weights(self, q, gates):
-        """The ``(B, H, W, L + 1)`` weights the levels got (learned, ones, zero for a dropped global level)."""
-        if self.gating and self.global_context:
-            return gates
-        ones = ops.ones_like(q[..., :1])
-        if gates is None:
-            gates = ops.concatenate([ones] * self.num_levels, axis=-1)
-        if not self.global_context:
-            gates = ops.concatenate([gates, ops.zeros_like(ones)], axis=-1)
-        return gates
 
     def get_config(self):
         config = super().get_config()
@@ -290,10 +240,12 @@ class FocalModulation(layers.Layer):
             proj_drop=self.proj_drop_rate,
             use_postln_in_modulation=self.use_postln_in_modulation,
             normalize_modulator=self.normalize_modulator,
-            gating=self.gating,
-            global_context=self.global_context,
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**without_legacy_switches(cls, config))
 
 
 @keras.saving.register_keras_serializable(package="focaledu")
@@ -373,37 +325,6 @@ class DepthwiseConvMixer(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="focaledu")
-class Mlp(layers.Layer):
-    """The Transformer feed-forward network: Dense, GELU, dropout, Dense, dropout."""
-
-    def __init__(self, dim, hidden_dim, drop=0.0, **kwargs):
-        super().__init__(**kwargs)
-        self.dim = _validate.positive_int("dim", dim)
-        self.hidden_dim = _validate.positive_int("hidden_dim", hidden_dim)
-        self.drop_rate = _validate.rate("drop", drop)
-        policy = self.dtype_policy
-        self.fc1 = layers.Dense(self.hidden_dim, name="fc1", dtype=policy)
-        self.fc2 = layers.Dense(self.dim, name="fc2", dtype=policy)
-        self.drop = layers.Dropout(self.drop_rate, name="drop", dtype=policy)
-
-    def build(self, input_shape):
-        self.fc1.build(input_shape)
-        self.fc2.build(tuple(input_shape[:-1]) + (self.hidden_dim,))
-
-    def call(self, x, training=None):
-        x = self.drop(gelu(self.fc1(x)), training=training)
-        return self.drop(self.fc2(x), training=training)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.dim,)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(dim=self.dim, hidden_dim=self.hidden_dim, drop=self.drop_rate)
-        return config
-
-
-@keras.saving.register_keras_serializable(package="focaledu")
 class FocalNetBlock(layers.Layer):
     """A Transformer block with self-attention replaced by focal modulation.
 
@@ -414,23 +335,17 @@ class FocalNetBlock(layers.Layer):
 
     ``use_postln=True`` moves each norm after its branch instead
     (``norm1(modulation(x))``, ``norm2(mlp(x))``), as the large official models
-    do. The keras.io tutorial had no norm before the modulation at all:
-    ``pre_norm=False`` builds that block, ``x = x + drop_path(gamma_1 *
-    modulation(x))`` (the MLP keeps ``norm2``). With the pre-norm the mixer
-    only ever sees ``norm1(x)``, so scaling or shifting a token's channels
-    leaves the mixer's input unchanged; without it the mixer sees the raw
-    residual stream, whose scale grows with depth.
+    do.
 
-    For Chapter 10's ablations ``mixer`` swaps the token mixer, keeping the
-    rest of the block (norms, MLP, drop path, layer scale):
+    ``mixer`` swaps the token mixer (MetaFormer-style), keeping the rest of
+    the block (norms, MLP, drop path, layer scale):
 
     * ``"focal"`` (default): ``FocalModulation`` (sublayer ``modulation``);
     * ``"attention"``: ``focaledu.attention.MultiHeadSelfAttention`` over all
       ``H * W`` tokens of the stage, with Swin's learned relative position
       bias (global attention alone would not know where tokens are; the
       other mixers learn it from their zero-padded convolutions) (sublayer
-      ``attn``; ``focal_*``, ``gating``, ``global_context`` and the
-      modulation flags are ignored);
+      ``attn``; ``focal_*`` and the modulation flags are ignored);
     * ``"dwconv"``: ``DepthwiseConvMixer``, the focal layer's depthwise
       convolutions without gates, global context or modulation (sublayer
       ``dwconv``; ``focal_level``, ``focal_window``, ``focal_factor`` set its
@@ -454,11 +369,7 @@ class FocalNetBlock(layers.Layer):
             initialised to ``layerscale_value``.
         layerscale_value: initial layer scale.
         use_postln: post-norm instead of pre-norm.
-        use_postln_in_modulation, normalize_modulator, gating, global_context:
-            see ``FocalModulation``.
-        pre_norm: LayerNorm ``norm1`` before the token mixer (official: True).
-            False removes it (``2 * dim`` fewer parameters); it requires
-            ``use_postln=False``.
+        use_postln_in_modulation, normalize_modulator: see ``FocalModulation``.
         mixer: ``"focal"``, ``"attention"``, ``"dwconv"`` or ``"window"``.
         num_heads: attention heads for ``mixer="attention"`` or ``"window"``;
             None picks head width 32 (``dim // 32`` heads, as Swin) when 32
@@ -486,9 +397,6 @@ class FocalNetBlock(layers.Layer):
         use_postln=False,
         use_postln_in_modulation=False,
         normalize_modulator=False,
-        gating=True,
-        global_context=True,
-        pre_norm=True,
         mixer="focal",
         num_heads=None,
         window_size=7,
@@ -508,40 +416,27 @@ class FocalNetBlock(layers.Layer):
         self.use_postln = _validate.boolean("use_postln", use_postln)
         self.use_postln_in_modulation = _validate.boolean("use_postln_in_modulation", use_postln_in_modulation)
         self.normalize_modulator = _validate.boolean("normalize_modulator", normalize_modulator)
-        self.gating = _validate.boolean("gating", gating)
-        self.global_context = _validate.boolean("global_context", global_context)
-        self.pre_norm = _validate.boolean("pre_norm", pre_norm)
         self.mixer = _validate.choice("mixer", mixer, self.MIXERS)
         self.num_heads = _validate.optional_positive_int("num_heads", num_heads)
         self.window_size = _validate.positive_int("window_size", window_size)
         self.shift_size = _validate.positive_int("shift_size", shift_size, minimum=0)
-        if not self.pre_norm and self.use_postln:
-            raise ValueError(
-                "`pre_norm=False` removes the LayerNorm before the token mixer of a pre-norm block; "
-                "a post-norm block (use_postln=True) has none there. Use pre_norm=True with use_postln=True."
-            )
 
         policy = self.dtype_policy
-        self.norm1 = layer_norm("norm1", policy) if (self.pre_norm or self.use_postln) else None
+        self.norm1 = self._norm1(policy)
         self.modulation = self.attn = self.dwconv = None
         if self.mixer == "focal":
-            self.modulation = FocalModulation(
-                self.dim,
+            self.modulation = self._focal_modulation(
+                dim=self.dim,
                 focal_window=self.focal_window,
                 focal_level=self.focal_level,
                 focal_factor=self.focal_factor,
                 proj_drop=self.drop_rate,
                 use_postln_in_modulation=self.use_postln_in_modulation,
                 normalize_modulator=self.normalize_modulator,
-                gating=self.gating,
-                global_context=self.global_context,
                 name="modulation",
                 dtype=policy,
             )
         elif self.mixer in ("attention", "window"):
-            # attention.py imports this module, so import it here.
-            from focaledu.attention import MultiHeadSelfAttention, WindowAttention
-
             heads = self.num_heads or (self.dim // 32 if self.dim % 32 == 0 else 1)
             if self.mixer == "attention":
                 self.attn = MultiHeadSelfAttention(
@@ -570,6 +465,13 @@ class FocalNetBlock(layers.Layer):
         self.norm2 = layer_norm("norm2", policy)
         self.mlp = Mlp(self.dim, int(self.dim * self.mlp_ratio), drop=self.drop_rate, name="mlp", dtype=policy)
 
+    # Factories that Chapter 10's AblatedFocalNetBlock overrides.
+    def _norm1(self, policy):
+        return layer_norm("norm1", policy)
+
+    def _focal_modulation(self, **kwargs):
+        return FocalModulation(**kwargs)
+
     @property
     def token_mixer(self):
         """The mixer sublayer: ``modulation``, ``attn`` (attention or window) or ``dwconv``, as ``mixer`` says."""
@@ -577,8 +479,7 @@ class FocalNetBlock(layers.Layer):
 
     def build(self, input_shape):
         _validate.channels_last_input("FocalNetBlock", self.dim, input_shape)
-        if self.norm1 is not None:
-            self.norm1.build(input_shape)
+        self.norm1.build(input_shape)
         self.token_mixer.build(input_shape)
         self.norm2.build(input_shape)
         self.mlp.build(input_shape)
@@ -591,7 +492,7 @@ class FocalNetBlock(layers.Layer):
                 "gates or modulator."
             )
         shortcut = x
-        if self.pre_norm and not self.use_postln:
+        if not self.use_postln:
             x = self.norm1(x)
         maps = None
         if self.mixer == "focal":
@@ -624,12 +525,13 @@ class FocalNetBlock(layers.Layer):
             use_postln=self.use_postln,
             use_postln_in_modulation=self.use_postln_in_modulation,
             normalize_modulator=self.normalize_modulator,
-            gating=self.gating,
-            global_context=self.global_context,
-            pre_norm=self.pre_norm,
             mixer=self.mixer,
             num_heads=self.num_heads,
             window_size=self.window_size,
             shift_size=self.shift_size,
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**without_legacy_switches(cls, config))

@@ -6,8 +6,9 @@ import keras
 import numpy as np
 from keras import layers
 
-from focaledu import _validate
-from focaledu.layers import FocalNetBlock, PatchEmbedding, layer_norm
+from focaledu import _validate, zoo
+from focaledu.block_parts import layer_norm
+from focaledu.layers import FocalNetBlock, PatchEmbedding, without_legacy_switches
 
 
 @keras.saving.register_keras_serializable(package="focaledu")
@@ -25,9 +26,8 @@ class FocalNet(keras.Model):
     ``{"gates", "modulator"}`` tensors, and ``focaledu.interpret.modulation_maps``
     evaluates them. No tensor is stored on a layer during ``call``.
 
-    The ablation switches of Chapter 10 (``gating``, ``global_context``,
-    ``pre_norm``, ``mixer``, ``num_heads``, ``window_size``) are passed to
-    every block; their defaults are the official model. With
+    ``mixer`` (with ``num_heads``, ``window_size``) picks every block's token
+    mixer; the default is the official model. With
     ``mixer="attention"``, ``"dwconv"`` or ``"window"`` the blocks have no
     gates or modulator, so ``modulation_outputs`` is empty (``block_names``
     still lists every block). With ``mixer="window"`` (Swin's window
@@ -56,9 +56,6 @@ class FocalNet(keras.Model):
         normalize_modulator: divide the aggregated context by ``L + 1``.
         patch_norm: LayerNorm after the stem.
         in_chans: input channels.
-        gating: learned gates (True) or uniform gates of 1 (see ``FocalModulation``).
-        global_context: keep the global level of the modulation.
-        pre_norm: LayerNorm before the token mixer of each block (see ``FocalNetBlock``).
         mixer: the blocks' token mixer, ``"focal"``, ``"attention"``, ``"dwconv"``
             or ``"window"``.
         num_heads: attention heads per stage for ``mixer="attention"`` or
@@ -92,9 +89,6 @@ class FocalNet(keras.Model):
         normalize_modulator=False,
         patch_norm=True,
         in_chans=3,
-        gating=True,
-        global_context=True,
-        pre_norm=True,
         mixer="focal",
         num_heads=None,
         window_size=7,
@@ -114,9 +108,6 @@ class FocalNet(keras.Model):
         focal_windows = _validate.per_stage("focal_windows", focal_windows, num_stages)
         drop_rate = _validate.rate("drop_rate", drop_rate)
         drop_path_rate = _validate.rate("drop_path_rate", drop_path_rate)
-        gating = _validate.boolean("gating", gating)
-        global_context = _validate.boolean("global_context", global_context)
-        pre_norm = _validate.boolean("pre_norm", pre_norm)
         mixer = _validate.choice("mixer", mixer, FocalNetBlock.MIXERS)
         if num_heads is not None:
             num_heads = [_validate.positive_int("num_heads", n)
@@ -160,8 +151,8 @@ class FocalNet(keras.Model):
             if i > 0:
                 x = PatchEmbedding(dim, 2, use_conv_embed, name=f"layers_{i}_downsample", dtype=dtype)(x)
             for j in range(depth):
-                block = FocalNetBlock(
-                    dim,
+                block = self._block(
+                    dim=dim,
                     mlp_ratio=mlp_ratio,
                     drop=drop_rate,
                     drop_path=float(drop_paths[sum(depths[:i]) + j]),
@@ -173,9 +164,6 @@ class FocalNet(keras.Model):
                     use_postln=use_postln,
                     use_postln_in_modulation=use_postln_in_modulation,
                     normalize_modulator=normalize_modulator,
-                    gating=gating,
-                    global_context=global_context,
-                    pre_norm=pre_norm,
                     mixer=mixer,
                     num_heads=None if num_heads is None else num_heads[i],
                     window_size=window_size,
@@ -217,9 +205,6 @@ class FocalNet(keras.Model):
         self.normalize_modulator = normalize_modulator
         self.patch_norm = patch_norm
         self.in_chans = in_chans
-        self.gating = gating
-        self.global_context = global_context
-        self.pre_norm = pre_norm
         self.mixer = mixer
         self.num_heads = num_heads
         self.window_size = window_size
@@ -262,9 +247,6 @@ class FocalNet(keras.Model):
             "normalize_modulator": self.normalize_modulator,
             "patch_norm": self.patch_norm,
             "in_chans": self.in_chans,
-            "gating": self.gating,
-            "global_context": self.global_context,
-            "pre_norm": self.pre_norm,
             "mixer": self.mixer,
             "num_heads": None if self.num_heads is None else list(self.num_heads),
             "window_size": self.window_size,
@@ -272,12 +254,57 @@ class FocalNet(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        return cls(**without_legacy_switches(cls, config))
+
+    def _block(self, **kwargs):
+        # Chapter 10's AblatedFocalNet overrides this factory.
+        return FocalNetBlock(**kwargs)
 
     @classmethod
-    def from_preset(cls, preset, **overrides):
-        """Builds a preset from ``PRESETS`` (see ``list_presets()``); keyword arguments override it."""
+    def from_preset(cls, preset, load_weights=None, **overrides):
+        """A model from a preset: an architecture (``list_presets()``) or a trained model (``list_pretrained()``).
+
+        Args:
+            preset: a name from ``list_presets()`` or ``focaledu.list_pretrained()``.
+            load_weights: load the trained model's shipped weights (as
+                ``focaledu.pretrained``). None: load them when the preset has
+                them. True for an architecture-only preset raises.
+            **overrides: constructor arguments replacing the preset's; with
+                shipped weights only when ``load_weights=False``.
+        """
+        trained = zoo.list_pretrained()
+        if load_weights not in (None, True, False):
+            raise ValueError(f"`load_weights` must be True, False or None; received load_weights={load_weights!r}.")
+        if preset in trained:
+            if load_weights is False:
+                config = without_legacy_switches(cls, zoo.pretrained_info(preset)["config"])
+                return cls(**{**config, **overrides})
+            if overrides:
+                raise ValueError(
+                    f"The weights of {preset!r} fit its own architecture; received overrides {sorted(overrides)}. "
+                    "Pass load_weights=False to build the changed architecture without them."
+                )
+            return zoo.load(cls, preset)
+        if preset not in PRESETS:
+            raise ValueError(
+                f"Unknown `preset` {preset!r}. Accepted values: {', '.join(PRESETS)}; with trained weights: "
+                f"{', '.join(trained) or '(none shipped)'}."
+            )
+        if load_weights:
+            raise ValueError(
+                f"`load_weights=True`, but the preset {preset!r} is an architecture without weights. Presets "
+                f"with weights: {', '.join(trained) or '(none shipped)'}."
+            )
         return cls(**preset_config(preset, **overrides))
+
+
+def pretrained(name, *, directory=None):
+    """``FocalNet.from_preset(name)`` for a trained model; ``directory`` reads another weights folder.
+
+    The weights file's sha256 is checked before the model is built (see
+    ``focaledu.zoo.load`` for what it expects and raises).
+    """
+    return zoo.load(FocalNet, name, directory)
 
 
 def _official(depths, embed_dim, focal_levels, drop_path_rate, focal_window=3, **flags):

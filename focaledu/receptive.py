@@ -23,7 +23,8 @@ import numpy as np
 from keras import ops
 
 from focaledu import _validate
-from focaledu.layers import focal_kernel_sizes, gelu
+from focaledu.block_parts import gelu
+from focaledu.layers import focal_kernel_sizes
 
 
 def kernel_sizes(focal_level, focal_window=3, focal_factor=2):

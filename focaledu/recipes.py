@@ -367,16 +367,18 @@ def make_loss(recipe: Recipe):
     return keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=recipe.label_smoothing)
 
 
-def build_model(preset: str = "focalnet_cifar_tiny", recipe: Recipe | None = None, **overrides):
-    """``FocalNet.from_preset(preset, **overrides)`` with the recipe's dtype policy.
+def build_model(preset: str = "focalnet_cifar_tiny", recipe: Recipe | None = None, *, model_class=None,
+                **overrides):
+    """``model_class.from_preset(preset, **overrides)`` with the recipe's dtype policy.
 
-    The policy is passed as ``dtype=`` and reaches every layer; the global
-    dtype policy is left alone.
+    ``model_class`` is ``FocalNet`` or a subclass (None: ``FocalNet``). The
+    policy is passed as ``dtype=`` and reaches every layer; the global dtype
+    policy is left alone.
     """
     from focaledu.model import FocalNet
 
     policy = recipe.mixed_precision if recipe is not None else None
-    return FocalNet.from_preset(preset, **{"dtype": policy, **overrides})
+    return (model_class or FocalNet).from_preset(preset, **{"dtype": policy, **overrides})
 
 
 def compile_model(model, recipe: Recipe, steps_per_epoch: int, epochs: int | None = None):

@@ -268,12 +268,6 @@ def add_student_notebooks_parser(sub):
     return p
 
 
-def add_autograde_parser(sub):
-    from focaledu import autograde
-
-    return autograde.add_parser(sub)
-
-
 def run_student_notebooks(args) -> int:
     import nbformat
 
@@ -290,12 +284,6 @@ def run_student_notebooks(args) -> int:
         nb = nbformat.read(path, as_version=4)
         print(f"{path}: {nb.metadata[META_KEY]['stubs']} exercises")
     return 0
-
-
-def run_autograde(args) -> int:
-    from focaledu import autograde
-
-    return autograde.run(args)
 
 
 def write_book_config(source: Path, target: Path, cache: str | None = None) -> None:
@@ -356,7 +344,6 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m focaledu.student")
     sub = parser.add_subparsers(dest="command", required=True)
     add_student_notebooks_parser(sub)
-    add_autograde_parser(sub)
     cfg = sub.add_parser("book-config", help="write the _config.yml of the student book (make book-student)")
     cfg.add_argument("source", type=Path)
     cfg.add_argument("target", type=Path)
@@ -364,8 +351,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command == "student-notebooks":
         return run_student_notebooks(args)
-    if args.command == "autograde":
-        return run_autograde(args)
     write_book_config(args.source, args.target, args.cache)
     return 0
 

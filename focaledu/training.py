@@ -247,6 +247,7 @@ def fit(
     verbose="auto",
     command: str | None = None,
     model_overrides: dict | None = None,
+    model_class=None,
     devices: int | None = None,
     **recipe_overrides,
 ) -> RunResult:
@@ -265,6 +266,8 @@ def fit(
         verbose: passed to ``model.fit`` (1: progress bar, 2: a line per epoch).
         command: recorded in ``metrics.json`` (default: this call).
         model_overrides: constructor overrides of the preset (e.g. a smaller ``embed_dim``).
+        model_class: ``FocalNet`` or a subclass to build (None: ``FocalNet``),
+            e.g. Chapter 10's ``AblatedFocalNet``.
         devices: train data-parallel on this many devices
             (:func:`focaledu.distribute.data_parallel`); the recipe's
             ``batch_size`` is the global batch, split evenly between them.
@@ -305,15 +308,15 @@ def fit(
     dataset = load_data(data, recipe_, seed=seed)
     with data_parallel(devices, recipe_.batch_size) as device_names:
         return _fit(preset, dataset, out_dir, recipe_, epochs, seed, callbacks, verbose, command, model_overrides,
-                    config, device_names)
+                    model_class, config, device_names)
 
 
-def _fit(preset, dataset, out_dir, recipe_, epochs, seed, callbacks, verbose, command, model_overrides, config,
-         device_names) -> RunResult:
+def _fit(preset, dataset, out_dir, recipe_, epochs, seed, callbacks, verbose, command, model_overrides, model_class,
+         config, device_names) -> RunResult:
     import keras
 
     keras.utils.set_random_seed(seed)
-    model = build_model(preset, recipe_, **model_overrides)
+    model = build_model(preset, recipe_, model_class=model_class, **model_overrides)
     pipelines = make_pipelines(dataset, recipe_, model.num_classes or dataset.num_classes, model.image_size, seed)
     steps = steps_per_epoch(len(dataset.y_train), recipe_.validation_split, recipe_.batch_size)
     compile_model(model, recipe_, steps, epochs)

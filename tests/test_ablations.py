@@ -11,6 +11,7 @@ import pytest
 from keras import ops
 
 from focaledu import ablations, checks
+from focaledu.ablation_layers import AblatedFocalModulation
 from focaledu.attention import MultiHeadSelfAttention
 from focaledu.layers import DepthwiseConvMixer, FocalModulation
 
@@ -178,7 +179,7 @@ def _reference(name):
 @pytest.mark.parametrize("gating", [True, False])
 @pytest.mark.parametrize("global_context", [True, False])
 def test_aggregation_reference_is_what_the_layer_computes(gating, global_context):
-    layer = FocalModulation(6, focal_window=3, focal_level=2, gating=gating, global_context=global_context)
+    layer = AblatedFocalModulation(6, focal_window=3, focal_level=2, gating=gating, global_context=global_context)
     x = np.random.default_rng(0).normal(size=(1, 4, 5, 6)).astype("float32")
     _, maps = layer(x, return_modulation=True)
     ctx = ops.convert_to_numpy(layer.f(x))[..., 6:12]

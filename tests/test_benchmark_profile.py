@@ -202,7 +202,7 @@ def test_cpu_step_breakdown_cheapens_every_layer_of_a_kind(kind, monkeypatch):
 def test_cpu_step_breakdown_swaps_gelu_for_relu_in_every_block_and_puts_it_back(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # the script imports _common
     breakdown = _load_benchmark_module("cpu_step_breakdown")
-    from focaledu import layers
+    from focaledu import block_parts, layers
 
     x = np.random.default_rng(1).uniform(0, 255, size=(2, 32, 32, 3)).astype("float32")
     reference = _small_focalnet()(x)
@@ -211,8 +211,9 @@ def test_cpu_step_breakdown_swaps_gelu_for_relu_in_every_block_and_puts_it_back(
         swapped = _small_focalnet()
         assert counts["gelu"] == 3 * (2 + 1 + 1)  # per block: two focal levels, the global level, the MLP
         assert not np.allclose(swapped(x), reference, atol=1e-4)
-    restored = keras.ops.convert_to_numpy(layers.gelu(-keras.ops.ones(1)))
-    assert float(restored[0]) == pytest.approx(-0.15866, abs=1e-5)  # the exact GELU again
+    for module in (block_parts, layers):
+        restored = keras.ops.convert_to_numpy(module.gelu(-keras.ops.ones(1)))
+        assert float(restored[0]) == pytest.approx(-0.15866, abs=1e-5)  # the exact GELU again
     np.testing.assert_allclose(_small_focalnet()(x), reference, rtol=1e-5, atol=1e-5)
 
 

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
 from focaledu import FocalModulation, FocalNet, FocalNetBlock, diagrams, receptive  # noqa: E402
+from focaledu.ablation_layers import AblatedFocalModulation, AblatedFocalNetBlock  # noqa: E402
 from focaledu.attention import MultiHeadSelfAttention, SelfAttentionBlock, split_heads, window_plan  # noqa: E402
 
 pytestmark = pytest.mark.backends
@@ -27,6 +28,16 @@ VARIANTS = [
     dict(dim=32, focal_level=1, focal_window=3, gating=False, normalize_modulator=True),
     dict(dim=32, focal_level=2, focal_window=3, global_context=False, use_postln_in_modulation=True),
 ]
+SWITCHES = {"gating", "global_context", "pre_norm"}
+
+
+def build(official, ablated, config):
+    """The official layer, or Chapter 10's ablated one when ``config`` sets an ablation switch."""
+    return (ablated if SWITCHES & set(config) else official)(**config)
+
+
+def switch(layer, name):
+    return getattr(layer, name, True)  # the official layers have every switch on
 
 
 @pytest.fixture(autouse=True)
@@ -174,7 +185,7 @@ def test_every_diagram_fits_its_own_canvas(dpi):
 
 @pytest.mark.parametrize("config", LAYERS + VARIANTS)
 def test_receptive_fields_labels_every_level_with_the_layers_numbers(config):
-    layer = FocalModulation(**config)
+    layer = build(FocalModulation, AblatedFocalModulation, config)
     fig = diagrams.receptive_fields(layer)
     assert_readable(fig)
     fields = receptive.receptive_fields(layer.focal_level, layer.focal_window, layer.focal_factor)[:-1]
@@ -183,12 +194,12 @@ def test_receptive_fields_labels_every_level_with_the_layers_numbers(config):
     for kernel, field in zip(layer.kernel_sizes, fields):
         assert f"kernel {kernel}×{kernel}" in all_text
         assert f"sees {field}×{field} tokens" in all_text
-    assert (f"sees all {side}×{side}" in all_text) == layer.global_context
+    assert (f"sees all {side}×{side}" in all_text) == switch(layer, "global_context")
     assert f"{side}×{side} tokens" in joined(fig)
     # The outlines drawn on the grid are the fields themselves (plus the whole map for the global level).
     grid_ax = fig.axes[1]
     outlines = sorted(p.get_width() for p in grid_ax.patches if not p.get_fill())
-    assert outlines == sorted(fields + ([side] if layer.global_context else []))
+    assert outlines == sorted(fields + ([side] if switch(layer, "global_context") else []))
 
 
 def test_receptive_fields_on_a_small_grid_says_the_border_cuts():
@@ -203,7 +214,7 @@ def test_receptive_fields_on_a_small_grid_says_the_border_cuts():
 @pytest.mark.parametrize("config", LAYERS + VARIANTS)
 @pytest.mark.parametrize("input_shape", [(32, 32), (7, 9)])
 def test_modulation_flow_prints_the_layers_shapes(config, input_shape):
-    layer = FocalModulation(**config)
+    layer = build(FocalModulation, AblatedFocalModulation, config)
     height, width = input_shape
     C = layer.dim
     fig = diagrams.modulation_flow(layer, (height, width, C))
@@ -213,16 +224,16 @@ def test_modulation_flow_prints_the_layers_shapes(config, input_shape):
     assert f"input x\n{full}" in all_text
     assert f"f: Linear\n{C} → {layer.f.units}" in all_text
     gate_channels = layer.f.units - 2 * C
-    assert gate_channels == (layer.num_levels if layer.gating else 0)
+    assert gate_channels == (layer.num_levels if switch(layer, "gating") else 0)
     assert f"query q {full}" in all_text
     assert f"$Z^0$ {full}" in all_text
     for level, kernel in enumerate(layer.kernel_sizes, start=1):
         assert f"DWConv {kernel}×{kernel} + GELU" in all_text
         assert f"$Z^{{{level}}}$ {full}" in all_text
     global_box = f"$Z^{{{layer.focal_level + 1}}}$ (1, 1, {C})"
-    assert (global_box in all_text) == layer.global_context
-    assert (f"gates G\n({height}, {width}, {layer.num_levels})" in all_text) == layer.gating
-    assert all_text.count("$\\times$") == (layer.num_levels if layer.gating else 0)
+    assert (global_box in all_text) == switch(layer, "global_context")
+    assert (f"gates G\n({height}, {width}, {layer.num_levels})" in all_text) == switch(layer, "gating")
+    assert all_text.count("$\\times$") == (layer.num_levels if switch(layer, "gating") else 0)
     assert f"h: Linear\n{C} → {layer.h.units}" in all_text
     assert f"proj: Linear\n{C} → {layer.proj.units}" in all_text
     assert f"output y\n{full}" in all_text
@@ -232,17 +243,17 @@ def test_modulation_flow_prints_the_layers_shapes(config, input_shape):
 
 @pytest.mark.parametrize("config", LAYERS + VARIANTS)
 def test_gated_aggregation_shows_one_gate_per_level(config):
-    layer = FocalModulation(**config)
+    layer = build(FocalModulation, AblatedFocalModulation, config)
     fig = diagrams.gated_aggregation(layer)
     assert_readable(fig)
     all_text = joined(fig)
     fields = receptive.receptive_fields(layer.focal_level, layer.focal_window, layer.focal_factor)[:-1]
     for level, (kernel, field) in enumerate(zip(layer.kernel_sizes, fields), start=1):
         assert f"$Z^{{{level}}}$ (H, W, {layer.dim})\nkernel {kernel}×{kernel}, sees {field}×{field}" in all_text
-    assert (f"$Z^{{{layer.focal_level + 1}}}$ (1, 1, {layer.dim})" in all_text) == layer.global_context
+    assert (f"$Z^{{{layer.focal_level + 1}}}$ (1, 1, {layer.dim})" in all_text) == switch(layer, "global_context")
     gates = [t for t in texts(fig) if t.startswith("× ")]
     assert len(gates) == layer.num_levels
-    assert all(("(H, W, 1)" in g) == layer.gating for g in gates)
+    assert all(("(H, W, 1)" in g) == switch(layer, "gating") for g in gates)
     assert f"h: Linear\n{layer.dim} → {layer.h.units}" in all_text
     assert f"^{{{layer.num_levels}}}" in all_text  # the sum in the equation runs to L + 1 (or L)
 
@@ -260,7 +271,7 @@ BLOCKS = [
 
 @pytest.mark.parametrize("config", BLOCKS)
 def test_focalnet_block_prints_the_blocks_numbers(config):
-    block = FocalNetBlock(**config)
+    block = build(FocalNetBlock, AblatedFocalNetBlock, config)
     fig = diagrams.focalnet_block(block)
     assert_readable(fig)
     all_text = joined(fig)
@@ -274,7 +285,7 @@ def test_focalnet_block_prints_the_blocks_numbers(config):
     else:
         assert all_text.count("layerscale: off") == 2
     assert f"norm2: LayerNorm (ε {block.norm2.epsilon:g})" in all_text
-    assert ("norm1: none" in all_text) == (not block.pre_norm)
+    assert ("norm1: none" in all_text) == (not switch(block, "pre_norm"))
     mixer = block.token_mixer
     assert type(mixer).__name__ in all_text
     if block.mixer in ("focal", "dwconv"):
@@ -327,7 +338,7 @@ def test_network_prints_each_stage(preset, overrides):
 @pytest.mark.parametrize("config", LAYERS[:3])
 @pytest.mark.parametrize("grid, window_size", [(14, 7), ((8, 12), 4), (6, 7), (16, 4)])
 def test_window_vs_focal_counts_what_the_query_sees(config, grid, window_size):
-    layer = FocalModulation(**config)
+    layer = build(FocalModulation, AblatedFocalModulation, config)
     fig = diagrams.window_vs_focal(layer, grid, window_size)
     assert_readable(fig)
     height, width = (grid, grid) if isinstance(grid, int) else grid

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from focaledu.attention import MultiHeadSelfAttention, SelfAttentionBlock, WindowAttention
-from focaledu.layers import DepthwiseConvMixer, FocalModulation, FocalNetBlock, Mlp, PatchEmbedding
+from focaledu.ablation_layers import AblatedFocalModulation, AblatedFocalNetBlock
+from focaledu.block_parts import Mlp
+from focaledu.layers import DepthwiseConvMixer, FocalModulation, FocalNetBlock, PatchEmbedding
 from focaledu.model import FocalNet
 
 pytestmark = pytest.mark.backends
@@ -34,8 +36,8 @@ CASES = {
         dict(dim=DIM, focal_window=3, focal_level=2, use_postln_in_modulation=True, normalize_modulator=True),
         MAP, MAP,
     ),
-    "FocalModulation-ablated": (
-        FocalModulation, dict(dim=DIM, focal_window=3, focal_level=1, gating=False, global_context=False), MAP, MAP,
+    "AblatedFocalModulation": (
+        AblatedFocalModulation, dict(dim=DIM, focal_window=3, focal_level=1, gating=False, global_context=False), MAP, MAP,
     ),
     "DepthwiseConvMixer": (DepthwiseConvMixer, dict(dim=DIM, proj_drop=0.1), MAP, MAP),
     "Mlp-tokens": (Mlp, dict(dim=DIM, hidden_dim=16), (2, 5, DIM), (2, 5, DIM)),
@@ -46,6 +48,9 @@ CASES = {
         dict(dim=DIM, use_postln=True, use_postln_in_modulation=True, normalize_modulator=True,
              use_layerscale=True),
         MAP, MAP,
+    ),
+    "AblatedFocalNetBlock": (
+        AblatedFocalNetBlock, dict(dim=DIM, gating=False, global_context=False, pre_norm=False), MAP, MAP,
     ),
     "FocalNetBlock-attention": (FocalNetBlock, dict(dim=DIM, mixer="attention", num_heads=2), MAP, MAP),
     "FocalNetBlock-dwconv": (FocalNetBlock, dict(dim=DIM, mixer="dwconv", drop=0.1), MAP, MAP),

@@ -140,7 +140,7 @@ def test_every_module_imports():
 
 
 # The library wing: what a practitioner who pip-installs the layers uses.
-LIBRARY = ["model", "layers", "attention", "zoo", "convert", "interpret", "weights", "data", "image_dataset",
+LIBRARY = ["model", "layers", "block_parts", "attention", "zoo", "convert", "interpret", "weights", "data", "image_dataset",
            "readers", "hf_source", "synthetic", "pipelines", "tf_pipeline", "array_pipeline", "training",
            "recipes", "callbacks", "records", "distribute"]
 
@@ -155,6 +155,59 @@ def test_library_needs_no_plotting_or_widgets():
     assert done.returncode == 0, done.stderr[-2000:]
     blocked = subprocess.run([sys.executable, "-c", code + "import focaledu.plots\n"], capture_output=True, text=True)
     assert "matplotlib" in blocked.stderr, "the block did not take: focaledu.plots imported without matplotlib"
+
+
+def _package_imports() -> dict[str, set[str]]:
+    """``{module: focaledu modules it imports}``, counting imports inside functions too."""
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("focaledu"):
+                targets |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                            for a in node.names}
+            elif isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names if a.name.startswith("focaledu")}
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def _cycles(graph) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, found = {}, {}, [], []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while not component or component[-1] != v:
+                component.append(stack.pop())
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_package_has_no_import_cycles():
+    """Not even through imports inside functions, which only hide a cycle from the interpreter."""
+    graph = _package_imports()
+    assert graph["focaledu.layers"] >= {"focaledu.attention", "focaledu.block_parts"}  # the parser sees the edges
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles(graph) == []
 
 
 def test_every_third_party_import_is_declared():

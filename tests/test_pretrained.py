@@ -1,4 +1,6 @@
-"""focaledu.pretrained / focaledu.zoo: shipped weights, their checksum and documented accuracy.
+"""FocalNet.from_preset / focaledu.pretrained / focaledu.zoo: shipped weights, their checksum and accuracy.
+
+Models are exported with ``benchmarks/export_pretrained.py``'s ``export``.
 
 A tiny random FocalNet is exported into a temporary weights folder to test the
 round trip, the checksum, the refusals and offline loading in seconds. The
@@ -8,6 +10,7 @@ offline, and, where ``../shared/data/cifar10-jpeg.zip`` (or
 fixed 1,000-image subset.
 """
 
+import importlib.util
 import json
 import os
 import shutil
@@ -32,6 +35,17 @@ TINY = {"embed_dim": 8, "depths": [1, 1, 1]}
 SHIPPED = zoo.list_pretrained()
 
 
+def _export_module():
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # for the script's `import _common`
+    spec = importlib.util.spec_from_file_location("export_pretrained", ROOT / "benchmarks" / "export_pretrained.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+EXPORT = _export_module()
+
+
 def _tiny_model(seed=0):
     keras.utils.set_random_seed(seed)
     return FocalNet.from_preset("focalnet_cifar_tiny", **TINY)
@@ -40,7 +54,7 @@ def _tiny_model(seed=0):
 def _export(model, folder, name="tiny", **kwargs):
     data = synthetic_cifar10(n_train=10, n_test=60, seed=0)
     kwargs.setdefault("max_accuracy_drop", 1.0)  # a random model's near-ties may flip in float16
-    return zoo.export(model, name, dataset=data, directory=folder, subset_per_class=3,
+    return EXPORT.export(model, name, dataset=data, directory=folder, subset_per_class=3,
                       facts={"date": "2024-01-01T00:00:00+00:00"}, reproduce=["python train.py", "python export.py"],
                       **kwargs)
 
@@ -77,7 +91,7 @@ def test_round_trip_matches_the_model_within_float16(exported, no_network):
     assert sorted(p.name for p in folder.iterdir()) == ["tiny.json", "tiny.md", "tiny.npz"]  # no staging left
     assert zoo.list_pretrained(folder) == ["tiny"]
     assert zoo.pretrained_info("tiny", directory=folder) == json.loads((folder / "tiny.json").read_text()) == manifest
-    assert manifest["sha256"] == zoo._sha256(folder / "tiny.npz") and manifest["storage_dtype"] == "float16"
+    assert manifest["sha256"] == zoo.file_sha256(folder / "tiny.npz") and manifest["storage_dtype"] == "float16"
 
     loaded = focaledu.pretrained("tiny", directory=folder)
     assert isinstance(loaded, FocalNet) and loaded.get_config() == model.get_config()
@@ -159,7 +173,7 @@ def test_corrupted_weights_raise_a_clear_checksum_error(exported, tmp_path, monk
         focaledu.pretrained("tiny", directory=tmp_path)
     message = str(info.value)
     assert str(tmp_path / "tiny.npz") in message and manifest["sha256"] in message
-    assert zoo._sha256(tmp_path / "tiny.npz") in message
+    assert zoo.file_sha256(tmp_path / "tiny.npz") in message
     assert "Reinstall" in message and "python export.py" in message
     assert isinstance(info.value, ValueError) and built == []  # nothing was built or loaded
 
@@ -199,12 +213,12 @@ def test_export_refuses_large_files_and_overflow(tmp_path):
 @pytest.mark.backends
 def test_export_refuses_an_accuracy_drop(tmp_path, monkeypatch):
     model = _tiny_model()
-    monkeypatch.setattr(zoo, "accuracy", lambda m, x, y: 0.9 if m is model else 0.897)
+    monkeypatch.setattr(EXPORT, "accuracy", lambda m, x, y: 0.9 if m is model else 0.897)
     with pytest.raises(ValueError, match="lowers test accuracy from 0.9000 to 0.8970"):
-        _export(model, tmp_path, max_accuracy_drop=zoo.MAX_ACCURACY_DROP)
+        _export(model, tmp_path, max_accuracy_drop=EXPORT.MAX_ACCURACY_DROP)
     assert _only_staging_free(tmp_path) == []
-    monkeypatch.setattr(zoo, "accuracy", lambda m, x, y: 0.9 if m is model else 0.899)
-    assert _export(model, tmp_path, max_accuracy_drop=zoo.MAX_ACCURACY_DROP)["accuracy"]["test"]["stored"] == 0.899
+    monkeypatch.setattr(EXPORT, "accuracy", lambda m, x, y: 0.9 if m is model else 0.899)
+    assert _export(model, tmp_path, max_accuracy_drop=EXPORT.MAX_ACCURACY_DROP)["accuracy"]["test"]["stored"] == 0.899
 
 
 @pytest.mark.backends
@@ -276,15 +290,39 @@ def _cifar10_copy():
 def test_shipped_model_loads_offline(name, no_network):
     info = zoo.pretrained_info(name)
     path = zoo.WEIGHTS_DIR / info["weights_file"]
-    assert path.stat().st_size <= zoo.MAX_BYTES and zoo._sha256(path) == info["sha256"]
+    assert path.stat().st_size <= EXPORT.MAX_BYTES and zoo.file_sha256(path) == info["sha256"]
     for key in ("accuracy", "class_names", "recipe", "date", "reproduce", "preprocessing", "data"):
         assert info.get(key), f"{name}'s manifest lacks {key!r}"
     drop = info["accuracy"]["test"]["float32"] - info["accuracy"]["test"]["stored"]
-    assert drop <= zoo.MAX_ACCURACY_DROP
+    assert drop <= EXPORT.MAX_ACCURACY_DROP
     model = focaledu.pretrained(name)
     assert model.count_params() == info["parameters"]
     logits = keras.ops.convert_to_numpy(model(_images(2)))
     assert logits.shape == (2, len(info["class_names"])) and np.all(np.isfinite(logits))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_from_preset_is_the_one_entry_point_for_shipped_weights(name, no_network):
+    images = _images(2)
+    expected = focaledu.pretrained(name).predict(images, verbose=0)
+    for model in (FocalNet.from_preset(name), FocalNet.from_preset(name, load_weights=True)):
+        np.testing.assert_array_equal(model.predict(images, verbose=0), expected)
+    untrained = FocalNet.from_preset(name, load_weights=False, num_classes=4)
+    assert untrained.count_params() != zoo.pretrained_info(name)["parameters"]
+    assert untrained.get_config() == {**FocalNet.from_config(zoo.pretrained_info(name)["config"]).get_config(),
+                                      "num_classes": 4}
+    with pytest.raises(ValueError, match="fit its own architecture.*'num_classes'.*load_weights=False"):
+        FocalNet.from_preset(name, num_classes=4)
+
+
+def test_from_preset_says_which_presets_have_weights():
+    assert FocalNet.from_preset("focalnet_cifar_tiny", load_weights=False).count_params() > 0
+    with pytest.raises(ValueError, match="`load_weights=True`, but the preset 'focalnet_cifar_tiny' is an architecture"):
+        FocalNet.from_preset("focalnet_cifar_tiny", load_weights=True)
+    with pytest.raises(ValueError, match="Unknown `preset` 'focalnet_cifar'.*focalnet_cifar_tiny.*with trained weights"):
+        FocalNet.from_preset("focalnet_cifar")
+    with pytest.raises(ValueError, match="`load_weights` must be True, False or None; received load_weights='yes'"):
+        FocalNet.from_preset("focalnet_cifar_tiny", load_weights="yes")
 
 
 @pytest.mark.backends
@@ -302,7 +340,7 @@ def test_shipped_model_reaches_its_documented_subset_accuracy(name):
     if not same_images and source.name != info["data_source"]:
         # e.g. the JPEG-bytes .npz mirror: another file order, so another "first 100 per class".
         pytest.skip(f"{source.name} gives other subset images than {info['data_source']}, where {name} is documented")
-    measured = zoo.accuracy(focaledu.pretrained(name), data.x_test, data.y_test)
+    measured = EXPORT.accuracy(FocalNet.from_preset(name), data.x_test, data.y_test)
     assert len(data.y_test) == subset["n"]
     assert abs(measured - subset["stored"]) <= 0.002 + 1e-9, (
         f"{name}: {measured:.4f} on the fixed subset of {source}, documented {subset['stored']:.4f} "

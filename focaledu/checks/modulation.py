@@ -15,6 +15,7 @@ import numpy as np
 from keras import ops
 
 from focaledu import receptive
+from focaledu.ablation_layers import AblatedFocalModulation
 from focaledu.checks._core import compare, unanswered
 from focaledu.layers import FocalModulation, FocalNetBlock
 
@@ -716,7 +717,7 @@ def _scale_slopes(scales=(4.0, 8.0, 16.0, 32.0, 64.0), dim=16, seed=0):
     x = _rng(seed + 500).normal(size=(2, 8, 8, dim)).astype("float32")
     slopes = {}
     for name, (flags, _) in _SCALE_MIXERS.items():
-        mixer = MultiHeadSelfAttention(dim, 1) if flags is None else FocalModulation(dim, 3, 2, **flags)
+        mixer = MultiHeadSelfAttention(dim, 1) if flags is None else AblatedFocalModulation(dim, 3, 2, **flags)
         mixer(x)
         _randomize(mixer, seed)
         rms = [np.sqrt(np.mean(np.square(ops.convert_to_numpy(mixer(x * s)).astype("float64")))) for s in scales]

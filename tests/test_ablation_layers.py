@@ -1,4 +1,5 @@
-"""Chapter 10's ablation switches: uniform gates, no global context, no pre-norm, other token mixers."""
+"""Chapter 10's ablations: focaledu.ablation_layers (uniform gates, no global context, no pre-norm) and
+the token mixers a FocalNetBlock can swap in."""
 
 import keras
 import numpy as np
@@ -6,6 +7,7 @@ import pytest
 from keras import ops
 
 from focaledu import FocalModulation, FocalNet, FocalNetBlock, MultiHeadSelfAttention
+from focaledu.ablation_layers import AblatedFocalModulation, AblatedFocalNet, AblatedFocalNetBlock
 from focaledu.attention import relative_position_index, to_keras_mha
 from focaledu.layers import DepthwiseConvMixer
 from layer_checks import check_layer, random_inputs
@@ -24,14 +26,14 @@ def np_(x):
 @pytest.mark.parametrize("gating, global_context", [(False, True), (True, False), (False, False)])
 def test_focal_modulation_switches_pass_the_layer_checks(gating, global_context, tmp_path):
     kwargs = dict(dim=8, focal_window=3, focal_level=2, gating=gating, global_context=global_context)
-    check_layer(FocalModulation, kwargs, (2, 6, 10, 8), (2, 6, 10, 8), 2 + 2 + 2 + 2, tmp_path)
+    check_layer(AblatedFocalModulation, kwargs, (2, 6, 10, 8), (2, 6, 10, 8), 2 + 2 + 2 + 2, tmp_path)
 
 
 @pytest.mark.backends
 @pytest.mark.parametrize("level", [1, 3])
 def test_switches_remove_only_the_gate_channels_of_f(level):
     def params(**kwargs):
-        layer = FocalModulation(8, focal_window=3, focal_level=level, **kwargs)
+        layer = AblatedFocalModulation(8, focal_window=3, focal_level=level, **kwargs)
         layer.build((None, 6, 6, 8))
         return layer.count_params(), layer.f.kernel.shape[-1]
 
@@ -60,7 +62,7 @@ def _copy_into_gated(gated, ablated, gate_bias):
 
 @pytest.mark.backends
 def test_uniform_gates_weigh_every_level_by_one():
-    uniform = FocalModulation(8, focal_window=3, focal_level=2, gating=False)
+    uniform = AblatedFocalModulation(8, focal_window=3, focal_level=2, gating=False)
     gated = FocalModulation(8, focal_window=3, focal_level=2)
     # The official layer with its gate channels forced to the constant 1 computes the same function:
     # the uniform layer has no gate weights, so nothing learned can re-weigh the levels.
@@ -77,7 +79,7 @@ def test_uniform_gates_weigh_every_level_by_one():
 
 @pytest.mark.backends
 def test_no_global_context_equals_a_zero_global_gate():
-    local = FocalModulation(8, focal_window=3, focal_level=2, global_context=False)
+    local = AblatedFocalModulation(8, focal_window=3, focal_level=2, global_context=False)
     gated = FocalModulation(8, focal_window=3, focal_level=2)
     x = random_inputs((2, 7, 7, 8))
     local(x), gated(x)
@@ -100,7 +102,7 @@ def test_no_global_context_equals_a_zero_global_gate():
 @pytest.mark.parametrize("global_context", [True, False])
 def test_without_global_context_a_token_only_sees_its_receptive_field(global_context):
     # L = 1, kernel 3: without the global level, output (0, 0) depends on tokens (0..1, 0..1) only.
-    layer = FocalModulation(8, focal_window=3, focal_level=1, global_context=global_context)
+    layer = AblatedFocalModulation(8, focal_window=3, focal_level=1, global_context=global_context)
     x = random_inputs((1, 8, 8, 8))
     far = x.copy()
     far[0, 5:, 5:] += 3.0
@@ -113,8 +115,8 @@ def test_without_global_context_a_token_only_sees_its_receptive_field(global_con
 
 @pytest.mark.backends
 def test_normalize_modulator_divides_by_the_levels_in_use():
-    plain = FocalModulation(8, focal_window=3, focal_level=2, global_context=False, bias=False)
-    normalized = FocalModulation(8, focal_window=3, focal_level=2, global_context=False, bias=False,
+    plain = AblatedFocalModulation(8, focal_window=3, focal_level=2, global_context=False, bias=False)
+    normalized = AblatedFocalModulation(8, focal_window=3, focal_level=2, global_context=False, bias=False,
                                  normalize_modulator=True)
     x = random_inputs((1, 5, 5, 8))
     plain(x), normalized(x)
@@ -122,6 +124,41 @@ def test_normalize_modulator_divides_by_the_levels_in_use():
     _, a = normalized(x, return_modulation=True)
     _, b = plain(x, return_modulation=True)
     np.testing.assert_allclose(np_(a["modulator"]) * 2, np_(b["modulator"]), rtol=1e-5, atol=1e-5)
+
+
+# --- The official layers have no switches; the ablated ones default to them ---------------------
+
+
+@pytest.mark.parametrize("layer, kwargs", [(FocalModulation, dict(dim=8, focal_window=3, focal_level=2)),
+                                           (FocalNetBlock, dict(dim=8))])
+@pytest.mark.parametrize("switch", ["gating", "global_context", "pre_norm"])
+def test_official_layers_take_no_ablation_switch(layer, kwargs, switch):
+    with pytest.raises(ValueError, match=f"Unrecognized keyword arguments.*{switch}"):
+        layer(**kwargs, **{switch: False})
+
+
+@pytest.mark.backends
+def test_ablated_model_with_every_switch_on_is_the_official_model():
+    # Same seed, same weights in the same order: the recorded ablation baselines stay reproducible.
+    images = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
+    keras.utils.set_random_seed(3)
+    official = FocalNet(**SMALL)
+    keras.utils.set_random_seed(3)
+    ablated = AblatedFocalNet(**SMALL)
+    assert [w.path for w in ablated.weights] == [w.path for w in official.weights]
+    for a, b in zip(ablated.weights, official.weights):
+        np.testing.assert_array_equal(np_(a), np_(b))
+    np.testing.assert_array_equal(ablated.predict(images, verbose=0), official.predict(images, verbose=0))
+
+
+@pytest.mark.parametrize("cls, kwargs", [(FocalNet, SMALL), (FocalNetBlock, dict(dim=8)),
+                                         (FocalModulation, dict(dim=8, focal_window=3, focal_level=2))])
+def test_configs_saved_with_the_old_switches_still_load(cls, kwargs):
+    config = cls(**kwargs).get_config()
+    legacy = {**config, "gating": True, "global_context": True}
+    assert cls.from_config(legacy).get_config() == config
+    with pytest.raises(ValueError, match=rf"sets `global_context`.*Ablated{cls.__name__}"):
+        cls.from_config({**legacy, "global_context": False})
 
 
 # --- FocalNetBlock: pre_norm and mixer ------------------------------------------------------------
@@ -142,7 +179,7 @@ def test_normalize_modulator_divides_by_the_levels_in_use():
 def test_ablated_blocks_pass_the_layer_checks(kwargs, trainable, tmp_path):
     # check_layer also trains one jit-compiled step and round-trips the .keras file.
     dim = kwargs["dim"]
-    check_layer(FocalNetBlock, kwargs, (2, 6, 4, dim), (2, 6, 4, dim), trainable, tmp_path)
+    check_layer(AblatedFocalNetBlock, kwargs, (2, 6, 4, dim), (2, 6, 4, dim), trainable, tmp_path)
 
 
 @pytest.mark.backends
@@ -162,10 +199,10 @@ def test_dwconv_mixer_parameters_follow_the_docstring():
 
 @pytest.mark.backends
 def test_block_without_pre_norm_feeds_the_raw_stream_to_the_mixer():
-    block = FocalNetBlock(8, pre_norm=False)
+    block = AblatedFocalNetBlock(8, pre_norm=False)
     x = random_inputs((2, 4, 4, 8)) * 10 + 3
     block(x)
-    assert block.norm1 is None
+    assert isinstance(block.norm1, keras.layers.Identity)
     mixed = x + np_(block.modulation(x))
     expected = mixed + np_(block.mlp(block.norm2(mixed)))
     np.testing.assert_allclose(np_(block(x)), expected, rtol=1e-5, atol=1e-4)
@@ -201,6 +238,7 @@ def test_block_mixers_swap_only_the_mixer():
     "kwargs, message",
     [
         (dict(mixer="transformer"), r"`mixer` must be one of 'focal', 'attention', 'dwconv', 'window'; received mixer='transformer'"),
+        (dict(mixer="transformer", gating=False), r"`mixer` must be one of"),
         (dict(pre_norm=False, use_postln=True), "pre_norm=False"),
         (dict(pre_norm=0), r"`pre_norm` must be True or False"),
         (dict(num_heads=0), r"`num_heads` must be an integer >= 1"),
@@ -210,7 +248,7 @@ def test_block_mixers_swap_only_the_mixer():
 )
 def test_block_switches_are_validated(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        FocalNetBlock(8, **kwargs)
+        AblatedFocalNetBlock(8, **kwargs)
 
 
 def test_attention_heads_must_divide_the_width():
@@ -282,16 +320,23 @@ def test_focalnet_with_another_mixer_has_no_modulation_outputs(mixer, tmp_path):
 
 
 @pytest.mark.backends
-def test_focalnet_passes_the_switches_to_every_block():
-    model = FocalNet(**SMALL, gating=False, global_context=False, pre_norm=False)
+def test_focalnet_passes_the_switches_to_every_block(tmp_path):
+    model = AblatedFocalNet(**SMALL, gating=False, global_context=False, pre_norm=False)
     blocks = [model.get_layer(n) for n in model.block_names]
     assert all(not b.gating and not b.global_context and not b.pre_norm for b in blocks)
     assert all(not b.modulation.gating and not b.modulation.global_context for b in blocks)
     from focaledu.interpret import modulation_maps
 
-    maps = modulation_maps(model, np.random.rand(2, 32, 32, 3).astype("float32"))
+    images = np.random.rand(2, 32, 32, 3).astype("float32")
+    maps = modulation_maps(model, images)
     gates = maps["layers_0_blocks_0"]["gates"]
     np.testing.assert_array_equal(gates, np.concatenate([np.ones((2, 8, 8, 2)), np.zeros((2, 8, 8, 1))], -1))
+    config = model.get_config()
+    assert not config["gating"] and AblatedFocalNet.from_config(config).get_config() == config
+    model.save(tmp_path / "ablated.keras")
+    restored = keras.saving.load_model(tmp_path / "ablated.keras")
+    assert type(restored) is AblatedFocalNet and not restored.pre_norm
+    np.testing.assert_array_equal(restored.predict(images, verbose=0), model.predict(images, verbose=0))
     attention = FocalNet(**SMALL, mixer="attention", num_heads=(2, 4))
     assert [attention.get_layer(n).attn.num_heads for n in attention.block_names] == [2, 4]
 
@@ -306,13 +351,13 @@ def test_focalnet_passes_the_switches_to_every_block():
 )
 def test_focalnet_switches_are_validated(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        FocalNet(**SMALL, **kwargs)
+        AblatedFocalNet(**SMALL, **kwargs)
 
 
 def test_official_only_tools_refuse_ablated_models():
     from focaledu import convert, flops
 
-    model = FocalNet(**SMALL, gating=False)
+    model = AblatedFocalNet(**SMALL, gating=False)
     with pytest.raises(ValueError, match="timm's FocalNet has no ablated blocks"):
         convert.timm_weight_map(model)
     with pytest.raises(ValueError, match="count_params"):

@@ -1,0 +1,171 @@
+"""Chapter 10's ablations as layers: the official ones with a part switched off.
+
+* ``AblatedFocalModulation(gating=False)``: uniform gates. Every level, the
+  global one included, is weighted by the same constant 1 instead of its
+  learned per-token gate, so the aggregate is the plain sum ``sum_l z^l``
+  (the mean with ``normalize_modulator``). ``h`` is linear, so any other
+  constant would only rescale its kernel: what is lost is the per-token,
+  per-level selection. ``f`` has no gate channels: ``(dim + 1) (L + 1)``
+  fewer parameters (``dim (L + 1)`` without ``bias``).
+* ``AblatedFocalModulation(global_context=False)``: no level ``L + 1``; every
+  output depends only on the receptive field of the last convolution. ``f``
+  has one gate channel less; ``normalize_modulator`` divides by ``L``.
+* ``AblatedFocalNetBlock(pre_norm=False)``: no LayerNorm before the token
+  mixer, the keras.io tutorial's block, ``x + drop_path(gamma_1 *
+  modulation(x))`` (the MLP keeps ``norm2``). The mixer then sees the raw
+  residual stream, whose scale grows with depth.
+* ``AblatedFocalNet``: a ``FocalNet`` whose blocks take the three switches.
+
+Every switch defaults to the official layer, whose weights the ablated layer
+then has, name for name.
+"""
+
+import keras
+from keras import layers, ops
+
+from focaledu import _validate
+from focaledu.block_parts import gelu
+from focaledu.layers import FocalModulation, FocalNetBlock
+from focaledu.model import FocalNet
+
+
+@keras.saving.register_keras_serializable(package="focaledu")
+class AblatedFocalModulation(FocalModulation):
+    """``FocalModulation`` with ``gating`` and ``global_context`` switches.
+
+    Args:
+        gating: learned gates (True, official) or uniform gates of 1 (False).
+        global_context: include the global level ``L + 1`` (True, official).
+        **kwargs: ``FocalModulation``'s arguments.
+
+    ``return_modulation`` returns the weights the levels got: always
+    ``L + 1`` channels, the global one last, so the plotting helpers work for
+    every variant (ones without gating, a zero global channel without global
+    context).
+    """
+
+    def __init__(self, *args, gating=True, global_context=True, **kwargs):
+        # Set before FocalModulation.__init__, which sizes `f` from _gate_channels().
+        self.gating = _validate.boolean("gating", gating)
+        self.global_context = _validate.boolean("global_context", global_context)
+        super().__init__(*args, **kwargs)
+        self.num_levels = self.focal_level + int(self.global_context)
+
+    def _gate_channels(self):
+        return (self.focal_level + int(self.global_context)) if self.gating else 0
+
+    def call(self, x, training=None, return_modulation=False):
+        _validate.float_input("inputs", x.dtype)
+        if self.gating:
+            q, ctx, gates = ops.split(self.f(x), [self.dim, 2 * self.dim], axis=-1)
+        else:
+            (q, ctx), gates = ops.split(self.f(x), [self.dim], axis=-1), None
+
+        def weigh(context, level):  # uniform gates: weight 1, no multiplication
+            return context if gates is None else context * gates[..., level : level + 1]
+
+        ctx_all = 0
+        for level, focal_layer in enumerate(self.focal_layers):
+            ctx = gelu(focal_layer(ctx))
+            ctx_all = ctx_all + weigh(ctx, level)
+        if self.global_context:
+            ctx_global = gelu(ops.mean(ctx, axis=(1, 2), keepdims=True))
+            ctx_all = ctx_all + weigh(ctx_global, self.focal_level)
+        if self.normalize_modulator:
+            ctx_all = ctx_all / self.num_levels
+
+        modulator = self.h(ctx_all)
+        y = q * modulator
+        if self.ln is not None:
+            y = self.ln(y)
+        y = self.proj_drop(self.proj(y), training=training)
+        if return_modulation:
+            return y, {"gates": self._level_weights(q, gates), "modulator": modulator}
+        return y
+
+    def _level_weights(self, q, gates):
+        """The ``(B, H, W, L + 1)`` weights the levels got (learned, ones, zero for a dropped global level)."""
+        if self.gating and self.global_context:
+            return gates
+        ones = ops.ones_like(q[..., :1])
+        if gates is None:
+            gates = ops.concatenate([ones] * self.num_levels, axis=-1)
+        if not self.global_context:
+            gates = ops.concatenate([gates, ops.zeros_like(ones)], axis=-1)
+        return gates
+
+    def get_config(self):
+        return {**super().get_config(), "gating": self.gating, "global_context": self.global_context}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="focaledu")
+class AblatedFocalNetBlock(FocalNetBlock):
+    """``FocalNetBlock`` with ``pre_norm``, and ``gating``/``global_context`` for its modulation.
+
+    Args:
+        gating, global_context: see ``AblatedFocalModulation`` (focal mixer only).
+        pre_norm: LayerNorm ``norm1`` before the token mixer (True, official).
+            False removes it (``2 * dim`` fewer parameters); a post-norm block
+            (``use_postln=True``) has no norm there to remove.
+        **kwargs: ``FocalNetBlock``'s arguments.
+    """
+
+    def __init__(self, *args, gating=True, global_context=True, pre_norm=True, **kwargs):
+        # Set before FocalNetBlock.__init__, which calls the two factories below.
+        self.gating = _validate.boolean("gating", gating)
+        self.global_context = _validate.boolean("global_context", global_context)
+        self.pre_norm = _validate.boolean("pre_norm", pre_norm)
+        if not self.pre_norm and kwargs.get("use_postln", False):
+            raise ValueError(
+                "`pre_norm=False` removes the LayerNorm before the token mixer of a pre-norm block; "
+                "a post-norm block (use_postln=True) has none there. Use pre_norm=True with use_postln=True."
+            )
+        super().__init__(*args, **kwargs)
+
+    def _norm1(self, policy):
+        return super()._norm1(policy) if self.pre_norm else layers.Identity(name="norm1", dtype=policy)
+
+    def _focal_modulation(self, **kwargs):
+        return AblatedFocalModulation(gating=self.gating, global_context=self.global_context, **kwargs)
+
+    def get_config(self):
+        switches = {"gating": self.gating, "global_context": self.global_context, "pre_norm": self.pre_norm}
+        return {**super().get_config(), **switches}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="focaledu")
+class AblatedFocalNet(FocalNet):
+    """``FocalNet`` whose blocks are ``AblatedFocalNetBlock``.
+
+    Args:
+        gating, global_context, pre_norm: passed to every block (see
+            ``AblatedFocalNetBlock``); the defaults build the official model.
+        **kwargs: ``FocalNet``'s arguments.
+    """
+
+    def __init__(self, gating=True, global_context=True, pre_norm=True, **kwargs):
+        # Set before FocalNet.__init__, which builds the blocks with _block().
+        self.gating = _validate.boolean("gating", gating)
+        self.global_context = _validate.boolean("global_context", global_context)
+        self.pre_norm = _validate.boolean("pre_norm", pre_norm)
+        super().__init__(**kwargs)
+
+    def _block(self, **kwargs):
+        return AblatedFocalNetBlock(gating=self.gating, global_context=self.global_context,
+                                    pre_norm=self.pre_norm, **kwargs)
+
+    def get_config(self):
+        switches = {"gating": self.gating, "global_context": self.global_context, "pre_norm": self.pre_norm}
+        return {**super().get_config(), **switches}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
