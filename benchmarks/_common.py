@@ -190,7 +190,7 @@ def plot_time_curve(record: dict, path: Path):
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from focaledu.plots import curves
+    from focaledu.figures import curves
 
     history, curve = record["history"], record["test_curve"]
     minutes = np.cumsum([s or 0.0 for s in history["epoch_seconds"]]) / 60

@@ -4,7 +4,7 @@
   and the modulator of one block on fixed images: the keras.io tutorial's
   ``TrainMonitor``, but read through :func:`focaledu.interpret.modulation_maps`
   (the functional graph) instead of tensors stashed on layers, and drawn with
-  :func:`focaledu.plots.modulation_overlay`.
+  :func:`focaledu.figures.modulation_overlay`.
 * :class:`HistoryJSON` keeps ``history.json`` up to date after every epoch and
   stays consistent across ``BackupAndRestore`` resumes.
 * :class:`EpochLogger` adds the optimizer's current learning rate and the
@@ -158,7 +158,7 @@ class ModulationMonitor(keras.callbacks.Callback):
         import matplotlib.pyplot as plt
 
         from focaledu.interpret import modulation_maps
-        from focaledu.plots import modulation_overlay
+        from focaledu.figures import modulation_overlay
 
         block = self.block or _default_block(self.model)
         if block is None:

@@ -2,7 +2,7 @@
 
 Every function reads the object it is given (kernel sizes, widths, depths,
 shapes, rates) and returns a new matplotlib ``Figure``; none calls
-``plt.show()``. Focal levels use ``plots.LEVEL_COLORS`` (level 1 first) and the
+``plt.show()``. Focal levels use ``figures.LEVEL_COLORS`` (level 1 first) and the
 global level is black, as in ``focaledu.plots``.
 
 * ``attention_vs_modulation()``: the order of interaction and aggregation;
@@ -29,7 +29,7 @@ from focaledu import receptive
 from focaledu.attention import MultiHeadSelfAttention, merge_heads, split_heads, window_plan
 from focaledu.layers import FocalModulation, FocalNetBlock
 from focaledu.model import FocalNet
-from focaledu.plots import LEVEL_COLORS
+from focaledu.figures import LEVEL_COLORS
 
 GLOBAL_COLOR = "black"
 QUERY_COLOR = "#1f78b4"

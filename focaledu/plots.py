@@ -10,6 +10,9 @@ given) and returns the ``Figure``; none calls ``plt.show()``. Images are
   picture: the image, each gate map stretched over it, the modulator),
   ``modulator_overlay``, ``modulator_figure``, ``channel_norm_maps``;
 * experiments: ``curves``.
+
+``modulation_overlay``, ``curves`` and ``LEVEL_COLORS`` are defined in
+``focaledu.figures``, the library's figures, which training runs draw too.
 """
 
 import math
@@ -19,25 +22,15 @@ import numpy as np
 from matplotlib import patches
 
 from focaledu import receptive
-
-#: One colour per focal level (level 1 first); the global level is drawn in black.
-LEVEL_COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02")
-
-
-def _image(image):
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[-1] not in (1, 3):
-        raise ValueError(f"`image` must have shape (height, width, 3); received shape {image.shape}.")
-    if image.dtype != np.uint8:
-        image = np.clip(image, 0.0, 1.0)
-    return image[..., 0] if image.shape[-1] == 1 else image
-
-
-def _axes(ax, figsize):
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
-    return ax.figure, ax
-
+from focaledu.figures import (  # noqa: F401 (curves, modulation_overlay, LEVEL_COLORS: the chapters' names)
+    LEVEL_COLORS,
+    curves,
+    figure_axes,
+    image_array,
+    modulation_overlay,
+    overlay,
+    reduce_channels,
+)
 
 def _bounds(mask):
     rows, cols = np.nonzero(mask)
@@ -56,14 +49,14 @@ def receptive_field_overlay(image, masks, pixel, ax=None, title=None, labels=Non
         title: axes title.
         labels: one legend entry per level; "level l" by default.
     """
-    image = _image(image)
+    image = image_array(image)
     masks = np.asarray(masks, dtype=bool)
     if masks.ndim != 3 or masks.shape[1:] != image.shape[:2]:
         raise ValueError(
             f"`masks` must have shape (levels, {image.shape[0]}, {image.shape[1]}) to match the image; "
             f"received shape {masks.shape}."
         )
-    fig, ax = _axes(ax, (4, 4))
+    fig, ax = figure_axes(ax, (4, 4))
     ax.imshow(image)
     labels = labels or [f"level {l + 1}" for l in range(len(masks) - 1)] + [f"level {len(masks)} (global)"]
     for level in range(len(masks) - 2, -1, -1):  # largest first, so smaller ones stay visible
@@ -106,7 +99,7 @@ def receptive_field_figure(image, pixel, focal_level=2, focal_window=3, focal_fa
 
     The plain function behind ``focaledu.widgets.receptive_field_explorer``.
     """
-    image = _image(image)
+    image = image_array(image)
     masks = receptive.receptive_field_mask(
         image.shape[0], image.shape[1], pixel, focal_level, focal_window, focal_factor, patch_size
     )
@@ -184,7 +177,7 @@ def growth_curves(settings, max_level=6, patch_size=1, ax=None, image_size=None)
         ax: axes to draw on.
         image_size: draws a horizontal line at this size (what the global level sees).
     """
-    fig, ax = _axes(ax, (5, 3.5))
+    fig, ax = figure_axes(ax, (5, 3.5))
     levels = np.arange(1, max_level + 1)
     for index, setting in enumerate(settings):
         window, factor = setting["focal_window"], setting["focal_factor"]
@@ -201,22 +194,6 @@ def growth_curves(settings, max_level=6, patch_size=1, ax=None, image_size=None)
     return fig
 
 
-def _reduce_channels(modulator, reduce):
-    modulator = np.asarray(modulator, dtype="float32")
-    if reduce == "norm":
-        return np.linalg.norm(modulator, axis=-1)
-    if reduce == "mean":
-        return modulator.mean(axis=-1)
-    raise ValueError(f"`reduce` must be 'norm' or 'mean'; received reduce={reduce!r}.")
-
-
-def _overlay(ax, image, values, title, cmap="inferno", alpha=0.6):
-    shown = ax.imshow(image)
-    ax.imshow(values, cmap=cmap, alpha=alpha, extent=shown.get_extent(), interpolation="bilinear")
-    ax.set_title(title, fontsize=9)
-    ax.axis("off")
-
-
 def modulator_overlay(image, modulator, ax=None, title="modulator", reduce="norm", cmap="inferno"):
     """``image`` with the modulator ``(h, w, C)``, reduced over channels, stretched over it.
 
@@ -224,9 +201,9 @@ def modulator_overlay(image, modulator, ax=None, title="modulator", reduce="norm
     position ``i`` is modulated; the keras.io tutorial's choice too);
     ``reduce="mean"`` the channel mean.
     """
-    image = _image(image)
-    fig, ax = _axes(ax, (4, 4))
-    _overlay(ax, image, _reduce_channels(modulator, reduce), title, cmap=cmap)
+    image = image_array(image)
+    fig, ax = figure_axes(ax, (4, 4))
+    overlay(ax, image, reduce_channels(modulator, reduce), title, cmap=cmap)
     return fig
 
 
@@ -235,10 +212,10 @@ def modulator_figure(image, modulator, title="modulator", reduce="norm", cmap="i
 
     The plain function behind ``focaledu.widgets.gate_explorer``.
     """
-    image = _image(image)
-    values = _reduce_channels(modulator, reduce)
+    image = image_array(image)
+    values = reduce_channels(modulator, reduce)
     fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.8), layout="constrained")
-    _overlay(left, image, values, "over the image", cmap=cmap)
+    overlay(left, image, values, "over the image", cmap=cmap)
     shown = right.imshow(values, cmap=cmap)
     right.set_title("||M|| per token" if reduce == "norm" else "mean of M per token", fontsize=9)
     right.axis("off")
@@ -255,7 +232,7 @@ def channel_norm_maps(maps, titles=None, image=None, suptitle=None, reduce="norm
     panels use one colour scale, so their magnitudes compare.
     """
     maps = [np.asarray(m) for m in maps]
-    reduced = [_reduce_channels(values, reduce) for values in maps]
+    reduced = [reduce_channels(values, reduce) for values in maps]
     scale = {}
     if shared:
         scale = dict(vmin=min(float(r.min()) for r in reduced), vmax=max(float(r.max()) for r in reduced))
@@ -263,7 +240,7 @@ def channel_norm_maps(maps, titles=None, image=None, suptitle=None, reduce="norm
     for index, (ax, values) in enumerate(zip(axes[0], reduced)):
         title = titles[index] if titles else f"map {index + 1}"
         if image is not None:
-            shown = ax.imshow(_image(image))
+            shown = ax.imshow(image_array(image))
             ax.imshow(values, cmap=cmap, alpha=0.6, extent=shown.get_extent(), interpolation="bilinear", **scale)
         else:
             shown = ax.imshow(values, cmap=cmap, **scale)
@@ -273,72 +250,4 @@ def channel_norm_maps(maps, titles=None, image=None, suptitle=None, reduce="norm
         fig.colorbar(shown, ax=list(axes[0]), shrink=0.8)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
-    return fig
-
-
-def modulation_overlay(images, gates, modulator, titles=None, reduce="norm", suptitle=None, cmap="inferno"):
-    """The keras.io tutorial's picture: per image, the image, each gate map over it, the modulator.
-
-    Args:
-        images: ``(B, H, W, 3)`` or one ``(H, W, 3)`` image.
-        gates: ``(B, h, w, L + 1)`` (or ``(h, w, L + 1)``), e.g. from
-            ``focaledu.interpret.modulation_maps``; each map is stretched over its image.
-        modulator: ``(B, h, w, C)`` (or ``(h, w, C)``); shown reduced over channels.
-        titles: one row title per image (e.g. class names).
-        reduce: ``"norm"`` (default, the L2 norm over channels, as the tutorial draws it) or ``"mean"``.
-        suptitle: title of the figure, e.g. with the data source.
-    """
-    images, gates, modulator = (np.asarray(a) for a in (images, gates, modulator))
-    if images.ndim == 3:
-        images, gates, modulator = images[None], gates[None], modulator[None]
-    if not (len(images) == len(gates) == len(modulator)):
-        raise ValueError(
-            f"`images`, `gates` and `modulator` must hold the same number of images; received "
-            f"{len(images)}, {len(gates)} and {len(modulator)}."
-        )
-    levels = gates.shape[-1]
-    ncols = levels + 2
-    fig, axes = plt.subplots(len(images), ncols, figsize=(2.2 * ncols, 2.4 * len(images)), squeeze=False,
-                             layout="constrained")
-    for row, (image, gate, mod) in enumerate(zip(images, gates, modulator)):
-        image = _image(image)
-        axes[row, 0].imshow(image)
-        axes[row, 0].set_title(titles[row] if titles else "image", fontsize=9)
-        axes[row, 0].axis("off")
-        for level in range(levels):
-            name = f"G{level + 1}" + (" (global)" if level == levels - 1 else "")
-            _overlay(axes[row, level + 1], image, gate[..., level], name, cmap=cmap)
-        label = "||M||" if reduce == "norm" else "mean M"
-        _overlay(axes[row, -1], image, _reduce_channels(mod, reduce), f"modulator {label}", cmap=cmap)
-    if suptitle:
-        fig.suptitle(suptitle, fontsize=10)
-    return fig
-
-
-def curves(series, x=None, xlabel="", ylabel="", title=None, logy=False, ax=None, styles=None):
-    """Line plot of ``{label: values}``, e.g. activation scale against depth.
-
-    Non-finite values (an overflow) end a line; where a line ends early it is
-    marked with an "x".
-    """
-    fig, ax = _axes(ax, (5, 3.5))
-    for index, (label, values) in enumerate(series.items()):
-        values = np.asarray(values, dtype="float64")
-        xs = np.arange(len(values)) if x is None else np.asarray(x)
-        finite = np.isfinite(values)
-        style = dict(color=LEVEL_COLORS[index % len(LEVEL_COLORS)], marker="o", markersize=3)
-        style.update((styles or {}).get(label, {}))
-        ax.plot(xs[finite], values[finite], label=label, **style)
-        if not finite.all() and finite.any():
-            last = np.nonzero(finite)[0].max()
-            ax.plot(xs[last], values[last], marker="x", color=style["color"], markersize=10, markeredgewidth=2)
-    if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    if series:
-        ax.legend(fontsize=8)
     return fig

@@ -137,7 +137,7 @@ def plot_history(history: dict, path, title: str | None = None):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    from focaledu.plots import curves
+    from focaledu.figures import curves
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
     for ax, metric in zip(axes, ("loss", "accuracy")):

@@ -142,7 +142,7 @@ def test_every_module_imports():
 # The library wing: what a practitioner who pip-installs the layers uses.
 LIBRARY = ["model", "layers", "block_parts", "attention", "zoo", "convert", "interpret", "weights", "data", "image_dataset",
            "readers", "hf_source", "synthetic", "pipelines", "tf_pipeline", "array_pipeline", "training",
-           "recipes", "callbacks", "records", "distribute"]
+           "recipes", "callbacks", "records", "distribute", "figures"]
 
 
 def test_library_needs_no_plotting_or_widgets():
@@ -200,6 +200,14 @@ def _cycles(graph) -> list[list[str]]:
         if v not in index:
             visit(v)
     return found
+
+
+def test_the_library_never_imports_the_teaching_wing():
+    library = {"focaledu", "focaledu._validate"} | {f"focaledu.{name}" for name in LIBRARY}
+    graph = _package_imports()
+    wrong = {m: sorted(graph[m] - library) for m in sorted(library & set(graph)) if graph[m] - library}
+    assert not wrong, f"library modules importing the teaching wing: {wrong}"
+    assert "focaledu.figures" in graph["focaledu.training"]  # an import inside a function counts too
 
 
 def test_package_has_no_import_cycles():
