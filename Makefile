@@ -132,8 +132,18 @@ $(VENDOR_STAMP):
 BOOK_FLAGS ?= --warningiserror --keep-going
 JB := $(RUN) KERAS_BACKEND=$${KERAS_BACKEND:-tensorflow} $(BIN)/jupyter-book build
 
+# jupyter-cache re-executes a page only when its code cells change, but the
+# pages also print and run the library: a change to focaledu/ or to the lock
+# starts the cache afresh (as the publishing workflow keys its cache).
+EXEC_CACHE := _build/.jupyter_cache
+LIBRARY_HASH = $(shell find -L focaledu -name '*.py' -o -name '*.json' | LC_ALL=C sort | xargs cat $(LOCK) | sha256sum | cut -c1-16)
+
 book: venv assets
+	@if [ -d $(EXEC_CACHE) ] && [ "$$(cat $(EXEC_CACHE)/focaledu.hash 2>/dev/null)" != "$(LIBRARY_HASH)" ]; then \
+	    echo "focaledu/ or the lock changed since the cached execution: every page runs again"; \
+	    rm -rf $(EXEC_CACHE); fi
 	$(JB) $(BOOK_FLAGS) .
+	@mkdir -p $(EXEC_CACHE) && echo "$(LIBRARY_HASH)" > $(EXEC_CACHE)/focaledu.hash
 	@echo "Book: _build/html/index.html"
 
 # The student edition: sphinx-exercise's hide_solutions drops every solution.
