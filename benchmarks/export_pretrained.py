@@ -33,8 +33,8 @@ MAX_BYTES = 10_000_000
 #: :func:`export` refuses when the stored weights lose more test accuracy than this (0.2 points).
 MAX_ACCURACY_DROP = 0.002
 PREPROCESSING = (
-    "float32 RGB images (B, 32, 32, 3) scaled to [0, 1] (x / 255), then standardised per channel "
-    "with CIFAR10_MEAN / CIFAR10_STD: focaledu.training.preprocess_images(uint8_images)"
+    "RGB images (B, 32, 32, 3) as they come, uint8 or float pixels in 0-255: the model scales them (x / 255) "
+    "and standardises them per channel with CIFAR10_MEAN / CIFAR10_STD itself (include_preprocessing=True)"
 )
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamps: identical weights, identical bytes
 
@@ -46,10 +46,11 @@ RUN_FACTS = ("preset", "model_config", "parameters", "epochs", "seed", "recipe",
 
 def accuracy(model, images, labels, batch_size: int = 250) -> float:
     """Top-1 accuracy of ``model`` on raw ``uint8`` images: ``focaledu.training.evaluate``'s."""
-    from focaledu.array_pipeline import ArrayPipeline
+    from focaledu.array_pipeline import ArrayPipeline, model_scale
     from focaledu.training import evaluate
 
-    batches = ArrayPipeline(images, labels, batch_size, image_size=getattr(model, "image_size", None))
+    batches = ArrayPipeline(images, labels, batch_size, image_size=getattr(model, "image_size", None),
+                            scale=model_scale(model))
     return evaluate(model, batches)["accuracy"]
 
 
@@ -129,7 +130,9 @@ def export(
         size = weights.stat().st_size
         if size > max_bytes:
             raise ValueError(f"Refusing to export: {weights.name} is {size:,} bytes, over the limit of {max_bytes:,}.")
-        config = model.get_config()
+        # Trained on standardised batches; shipped to take pixels as they come (keras.applications' convention).
+        config = {**model.get_config(), "include_preprocessing": True, "mean": list(CIFAR10_MEAN),
+                  "std": list(CIFAR10_STD)}
         manifest = {"format": zoo.FORMAT, "name": name, "weights_file": weights.name, "sha256": zoo.file_sha256(weights),
                     "bytes": size, "storage_dtype": storage_dtype, "architecture": "FocalNet", "config": config}
         (staging / f"{name}.json").write_text(json.dumps(manifest))
@@ -157,8 +160,6 @@ def export(
             "data": dataset.source_label,
             "data_source": Path(dataset.source).name,
             "preprocessing": PREPROCESSING,
-            "mean": list(CIFAR10_MEAN),
-            "std": list(CIFAR10_STD),
             "accuracy": scores,
             "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "reproduce": list(reproduce),

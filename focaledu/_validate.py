@@ -80,13 +80,24 @@ def per_stage(name, values, num_stages):
     return [int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else v for v in values]
 
 
-def float_input(name, dtype):
-    """Rejects integer or boolean tensors: images must be scaled floats, not raw uint8."""
+def per_channel(name, values, channels, positive=False):
+    """Checks a per-channel statistic (``mean``, ``std``): ``channels`` real numbers, > 0 if ``positive``."""
+    ok = (not isinstance(values, (str, bytes)) and hasattr(values, "__len__") and len(values) == channels
+          and all(isinstance(v, numbers.Real) and not isinstance(v, bool) and (v > 0 or not positive)
+                  for v in values))
+    if not ok:
+        kind = "numbers > 0" if positive else "numbers"
+        raise ValueError(f"`{name}` must be {channels} {kind}, one per input channel; received {name}={values!r}.")
+    return tuple(float(v) for v in values)
+
+
+def float_input(name, dtype, hint="Convert images first, e.g. `images.astype('float32') / 255`."):
+    """Rejects integer or boolean tensors: images must be scaled floats, not raw uint8; ``hint`` says what to do."""
     dtype = keras.backend.standardize_dtype(dtype)
     if "float" not in dtype:
         raise ValueError(
             f"`{name}` must be a floating-point tensor (float16, bfloat16, float32 or float64); "
-            f"received dtype {dtype}. Convert images first, e.g. `images.astype('float32') / 255`."
+            f"received dtype {dtype}. {hint}"
         )
 
 

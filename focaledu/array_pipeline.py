@@ -23,21 +23,38 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from focaledu import _validate
 from focaledu.data import CIFAR10_MEAN, CIFAR10_STD
 
-__all__ = ["ArrayPipeline", "crop_and_flip", "mix_batch", "to_inputs"]
+__all__ = ["SCALES", "ArrayPipeline", "crop_and_flip", "mix_batch", "model_scale", "to_inputs"]
 
 
-def to_inputs(images, image_size=None, normalize: bool = True) -> np.ndarray:
-    """Pixels in 0-255 to ``float32`` model inputs: ``/255``, the CIFAR-10 mean and std per channel
-    (``normalize``), and a bilinear resize when ``image_size`` differs."""
-    images = np.asarray(images).astype("float32") / 255.0
-    if normalize:
+#: ``to_inputs``'s ``scale``: what the model expects.
+SCALES = ("standardize", "unit", "pixels")
+
+
+def to_inputs(images, image_size=None, scale: str = "standardize") -> np.ndarray:
+    """Pixels in 0-255 to ``float32`` model inputs, resized (bilinear) when ``image_size`` differs.
+
+    ``scale``: ``"standardize"``: ``/255``, then the CIFAR-10 mean and std per
+    channel; ``"unit"``: ``/255`` only; ``"pixels"``: unchanged, for a
+    ``FocalNet(include_preprocessing=True)``, which does the rest itself.
+    """
+    _validate.choice("scale", scale, SCALES)
+    images = np.asarray(images).astype("float32")
+    if scale != "pixels":
+        images = images / 255.0
+    if scale == "standardize":
         images = (images - np.float32(CIFAR10_MEAN)) / np.float32(CIFAR10_STD)
     if image_size is not None and images.shape[1:3] != tuple(image_size):
         images = np.asarray(keras.ops.image.resize(images, tuple(image_size), interpolation="bilinear"),
                             dtype="float32")
     return images
+
+
+def model_scale(model) -> str:
+    """``to_inputs``'s ``scale`` for ``model``: ``"pixels"`` if it includes its preprocessing."""
+    return "pixels" if getattr(model, "include_preprocessing", False) else "standardize"
 
 
 def crop_and_flip(images: np.ndarray, rng: np.random.Generator, padding: int = 4) -> np.ndarray:
@@ -83,7 +100,7 @@ def mix_batch(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, 
 
 
 class ArrayPipeline(keras.utils.PyDataset):
-    """Batches of ``(float32 standardised images, labels)`` from ``uint8`` arrays.
+    """Batches of ``(float32 images, labels)`` from ``uint8`` arrays, standardised unless ``scale`` says otherwise.
 
     Args:
         x, y: images ``(N, H, W, C)`` (``uint8``, 0-255) and integer labels.
@@ -92,7 +109,7 @@ class ArrayPipeline(keras.utils.PyDataset):
         augment: padded random crop + horizontal flip.
         shuffle: a new seeded permutation every epoch.
         drop_remainder: drop the last partial batch.
-        normalize: CIFAR-10 standardisation after ``/255`` (else only ``/255``).
+        scale: :func:`to_inputs`'s: ``"standardize"``, ``"unit"`` or ``"pixels"``.
         num_classes: if given, labels are one-hot ``float32``.
         image_size: resize (bilinear) to this ``(height, width)`` when it differs.
         mixup_alpha, cutmix_alpha, mix_switch_prob: :func:`mix_batch` on every
@@ -102,7 +119,7 @@ class ArrayPipeline(keras.utils.PyDataset):
     """
 
     def __init__(self, x, y, batch_size: int = 128, *, seed: int = 0, augment: bool = False, shuffle: bool = False,
-                 drop_remainder: bool = False, normalize: bool = True, num_classes: int | None = None,
+                 drop_remainder: bool = False, scale: str = "standardize", num_classes: int | None = None,
                  image_size=None, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0,
                  mix_switch_prob: float = 0.5, **kwargs):
         super().__init__(**kwargs)
@@ -112,7 +129,8 @@ class ArrayPipeline(keras.utils.PyDataset):
             raise ValueError(f"`batch_size` must be a positive integer; received {batch_size!r}.")
         self.x, self.y = np.asarray(x), np.asarray(y)
         self.batch_size, self.seed = batch_size, seed
-        self.augment, self.shuffle, self.normalize = augment, shuffle, normalize
+        self.augment, self.shuffle = augment, shuffle
+        self.scale = _validate.choice("scale", scale, SCALES)
         self.drop_remainder = drop_remainder and len(self.x) >= batch_size
         self.num_classes = num_classes
         self.image_size = None if image_size is None else tuple(int(s) for s in image_size)
@@ -147,7 +165,7 @@ class ArrayPipeline(keras.utils.PyDataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         if self.augment:
             images = crop_and_flip(images, rng)
-        images = to_inputs(images, self.image_size, self.normalize)
+        images = to_inputs(images, self.image_size, self.scale)
         labels = self.y[picks].astype("int64")
         if self.num_classes:
             labels = np.eye(self.num_classes, dtype="float32")[labels]

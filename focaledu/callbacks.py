@@ -143,7 +143,7 @@ class ModulationMonitor(keras.callbacks.Callback):
     def _inputs(self):
         if self.preprocess is not None:
             return np.asarray(self.preprocess(self.images), dtype="float32")
-        return preprocess_images(self.images, getattr(self.model, "image_size", None))
+        return preprocess_images(self.images, model=self.model)
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every == 0:

@@ -49,7 +49,8 @@ def modulation_maps(model, images, blocks=None, batch_size=32):
 
     Args:
         model: a ``focaledu.FocalNet`` (compiled, jitted or not).
-        images: float array ``(B, H, W, C)`` preprocessed like the model's inputs.
+        images: ``(B, H, W, C)`` as the model takes them: standardised floats, or
+            pixels (uint8 too) for a model with ``include_preprocessing``.
         blocks: block names to read; all by default.
         batch_size: images per forward pass.
 
@@ -58,10 +59,11 @@ def modulation_maps(model, images, blocks=None, batch_size=32):
         as NumPy arrays, at each block's own resolution.
     """
     images = np.asarray(images)
-    if images.ndim != 4 or "float" not in str(images.dtype):
+    takes_pixels = getattr(model, "include_preprocessing", False)
+    if images.ndim != 4 or not ("float" in str(images.dtype) or (takes_pixels and images.dtype == np.uint8)):
         raise ValueError(
-            "`images` must be a float array of shape (batch, height, width, channels); "
-            f"received dtype {images.dtype} and shape {images.shape}."
+            "`images` must be a float array of shape (batch, height, width, channels) (uint8 too for a model "
+            f"with include_preprocessing=True); received dtype {images.dtype} and shape {images.shape}."
         )
     submodel = modulation_model(model, blocks)
     return keras.tree.map_structure(

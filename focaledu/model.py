@@ -8,15 +8,25 @@ from keras import layers
 
 from focaledu import _validate, zoo
 from focaledu.block_parts import layer_norm
+from focaledu.image_dataset import CIFAR10_MEAN, CIFAR10_STD
 from focaledu.layers import FocalNetBlock, PatchEmbedding, without_legacy_switches
+
+#: Per-channel statistics of ImageNet (timm's defaults), for images scaled to [0, 1].
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @keras.saving.register_keras_serializable(package="focaledu")
 class FocalNet(keras.Model):
     """Focal Modulation Network (Yang et al., NeurIPS 2022) for image classification.
 
-    ``model(images)`` maps ``(B, H, W, in_chans)`` float images to logits
-    ``(B, num_classes)`` (pooled features when ``num_classes=0``). The layout
+    ``model(images)`` maps ``(B, H, W, in_chans)`` images to logits
+    ``(B, num_classes)`` (pooled features when ``num_classes=0``). With
+    ``include_preprocessing=True`` it takes images as they come, uint8 or float
+    pixels in 0-255, and scales and standardises them itself, as
+    ``keras.applications`` models do; the shipped models are built so. Without
+    it (the default, and what training uses: the input pipeline augments and
+    standardises the batches) it takes standardised float images. The layout
     follows microsoft/FocalNet: a patch-embedding stem, stages of
     ``FocalNetBlock`` whose width doubles after each downsampling, a final
     LayerNorm, global average pooling and a linear head.
@@ -60,6 +70,11 @@ class FocalNet(keras.Model):
             or ``"window"``.
         num_heads: attention heads per stage for ``mixer="attention"`` or
             ``"window"``; None: head width 32 (see ``FocalNetBlock``).
+        include_preprocessing: take pixels in 0-255 (uint8 or float): the model
+            divides them by 255 (``Rescaling``), then subtracts ``mean`` and
+            divides by ``std`` per channel (``Normalization``).
+        mean: per-channel mean of the images scaled to [0, 1] (default: ImageNet's).
+        std: per-channel standard deviation of the images scaled to [0, 1].
         window_size: window side for ``mixer="window"``, the same in every
             stage as in Swin (Swin-T: 7 at 224 x 224). It must divide each
             stage's feature map unless the map fits in one window (e.g. 4 for
@@ -92,6 +107,9 @@ class FocalNet(keras.Model):
         mixer="focal",
         num_heads=None,
         window_size=7,
+        include_preprocessing=False,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
         name="focalnet",
         **kwargs,
     ):
@@ -113,6 +131,9 @@ class FocalNet(keras.Model):
             num_heads = [_validate.positive_int("num_heads", n)
                          for n in _validate.per_stage("num_heads", num_heads, num_stages)]
         window_size = _validate.positive_int("window_size", window_size)
+        include_preprocessing = _validate.boolean("include_preprocessing", include_preprocessing)
+        mean = _validate.per_channel("mean", mean, in_chans)
+        std = _validate.per_channel("std", std, in_chans, positive=True)
         if use_conv_embed and patch_size != 4:
             raise ValueError(
                 "With use_conv_embed=True the stem is the official 7x7 stride-4 convolution, so "
@@ -140,9 +161,13 @@ class FocalNet(keras.Model):
         # As in keras-hub, every layer gets the model's dtype policy.
         dtype = kwargs.pop("dtype", None)
         inputs = keras.Input((height, width, in_chans), name="images")
+        x = inputs
+        if include_preprocessing:
+            x = layers.Rescaling(1 / 255, name="rescaling", dtype=dtype)(x)
+            x = layers.Normalization(mean=mean, variance=np.square(std), name="normalization", dtype=dtype)(x)
         x = PatchEmbedding(
             embed_dim, patch_size, use_conv_embed, use_norm=patch_norm, name="stem", dtype=dtype
-        )(inputs)
+        )(x)
         x = layers.Dropout(drop_rate, name="pos_drop", dtype=dtype)(x)
         drop_paths = np.linspace(0.0, drop_path_rate, sum(depths))
         modulation_outputs, block_names = {}, []
@@ -208,11 +233,19 @@ class FocalNet(keras.Model):
         self.mixer = mixer
         self.num_heads = num_heads
         self.window_size = window_size
+        self.include_preprocessing = include_preprocessing
+        self.mean = mean
+        self.std = std
 
     def call(self, inputs, training=None, mask=None):
-        # The functional graph would silently cast uint8 images to float32 and
-        # feed unscaled 0-255 pixels through the network.
-        _validate.float_input("images", inputs.dtype)
+        if not self.include_preprocessing:
+            # The functional graph would silently cast uint8 images to float32
+            # and feed unscaled 0-255 pixels through the network.
+            _validate.float_input(
+                "images", inputs.dtype,
+                hint="This model takes standardised images: build it with include_preprocessing=True to "
+                     "pass pixels as they come, or convert them with focaledu.training.preprocess_images.",
+            )
         return super().call(inputs, training=training, mask=mask)
 
     @property
@@ -250,6 +283,9 @@ class FocalNet(keras.Model):
             "mixer": self.mixer,
             "num_heads": None if self.num_heads is None else list(self.num_heads),
             "window_size": self.window_size,
+            "include_preprocessing": self.include_preprocessing,
+            "mean": list(self.mean),
+            "std": list(self.std),
         }
 
     @classmethod
@@ -298,6 +334,15 @@ class FocalNet(keras.Model):
         return cls(**preset_config(preset, **overrides))
 
 
+#: The switches at their official values: chapter 10's ablations (``focaledu.ablation_layers``) and the mixer.
+OFFICIAL_SWITCHES = {"gating": True, "global_context": True, "pre_norm": True, "mixer": "focal"}
+
+
+def ablated_switches(config):
+    """The entries of a ``FocalNet`` (or ``AblatedFocalNet``) config that differ from the official model."""
+    return {k: config[k] for k, v in OFFICIAL_SWITCHES.items() if config.get(k, v) != v}
+
+
 def pretrained(name, *, directory=None):
     """``FocalNet.from_preset(name)`` for a trained model; ``directory`` reads another weights folder.
 
@@ -322,6 +367,8 @@ def _official(depths, embed_dim, focal_levels, drop_path_rate, focal_window=3, *
     return config
 
 
+# For include_preprocessing=True; training standardises in the input pipeline instead.
+_CIFAR10_STATS = dict(mean=CIFAR10_MEAN, std=CIFAR10_STD)
 _LARGE = dict(use_conv_embed=True, use_layerscale=True, use_postln=True)
 
 #: name -> (config, one-line description). ImageNet variants use the official
@@ -361,14 +408,14 @@ PRESETS = {
     "focalnet_cifar_tiny": (
         dict(
             image_size=32, num_classes=10, patch_size=4, embed_dim=64, depths=[2, 2, 2],
-            focal_levels=[2, 2, 2], focal_windows=[3, 3, 3], drop_path_rate=0.1,
+            focal_levels=[2, 2, 2], focal_windows=[3, 3, 3], drop_path_rate=0.1, **_CIFAR10_STATS,
         ),
         "CIFAR-10, 32x32: patch 4, width 64, depths 2-2-2 (CPU-friendly)",
     ),
     "focalnet_cifar_small": (
         dict(
             image_size=32, num_classes=10, patch_size=2, embed_dim=64, depths=[2, 2, 4],
-            focal_levels=[3, 2, 2], focal_windows=[3, 3, 3], drop_path_rate=0.1,
+            focal_levels=[3, 2, 2], focal_windows=[3, 3, 3], drop_path_rate=0.1, **_CIFAR10_STATS,
         ),
         "CIFAR-10, 32x32: patch 2, width 64, depths 2-2-4",
     ),
@@ -376,7 +423,7 @@ PRESETS = {
         dict(
             image_size=48, num_classes=10, patch_size=4, embed_dim=256, depths=[2, 3, 2],
             mlp_ratio=4.0, drop_rate=0.1, drop_path_rate=0.0, focal_levels=[2, 2, 2],
-            focal_windows=[3, 3, 3],
+            focal_windows=[3, 3, 3], **_CIFAR10_STATS,
         ),
         "The keras.io tutorial's configuration (CIFAR-10 resized to 48x48, 39M parameters), "
         "built with the official block (pre-norm, 1e-5 epsilons)",

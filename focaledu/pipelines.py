@@ -136,13 +136,17 @@ def steps_per_epoch(n_train: int, validation_split: float, batch_size: int) -> i
     return max(1, n_fit // batch_size)
 
 
-def preprocess_images(images, image_size=None):
+def preprocess_images(images, image_size=None, *, model=None):
     """Raw ``uint8`` images to model inputs: ``/255``, CIFAR-10 standardisation, resize.
 
+    With ``model``: the inputs that model takes, at its ``image_size``; for a
+    ``FocalNet(include_preprocessing=True)`` (a shipped model) only the resize.
     :func:`focaledu.array_pipeline.to_inputs`, the NumPy arithmetic of
     :class:`~focaledu.array_pipeline.ArrayPipeline` (so :func:`focaledu.training.evaluate`
     and this agree), and no TensorFlow: Keras' preprocessing layers need it even under JAX.
     """
-    from focaledu.array_pipeline import to_inputs
+    from focaledu.array_pipeline import model_scale, to_inputs
 
-    return to_inputs(images, image_size)
+    if model is None:
+        return to_inputs(images, image_size)
+    return to_inputs(images, getattr(model, "image_size", image_size), model_scale(model))

@@ -90,9 +90,9 @@ def pretrained_info(name: str, directory=None) -> dict:
 def load(model_class, name: str, directory=None):
     """``model_class`` (``FocalNet`` or a subclass) with the shipped weights of ``name``.
 
-    The model expects inputs prepared as ``pretrained_info(name)["preprocessing"]``
-    says (``focaledu.training.preprocess_images``) and returns logits over
-    ``pretrained_info(name)["class_names"]``.
+    The model takes what ``pretrained_info(name)["preprocessing"]`` says (for
+    the shipped models: images as they come, ``include_preprocessing=True``)
+    and returns logits over ``pretrained_info(name)["class_names"]``.
 
     Args:
         model_class: the class whose ``from_config`` rebuilds the manifest's config.

@@ -63,10 +63,19 @@ def test_wrong_channel_count():
 
 def test_non_float_images():
     model = FocalNet(**SMALL)
-    with pytest.raises(ValueError, match=r"`images` must be a floating-point tensor.*uint8"):
+    with pytest.raises(ValueError, match=r"`images` must be a floating-point tensor.*uint8.*include_preprocessing=True"):
         model(np.zeros((1, 32, 32, 3), "uint8"))
     with pytest.raises(ValueError, match=r"`inputs` must be a floating-point"):
         PatchEmbedding(8, 4)(np.zeros((1, 8, 8, 3), "int32"))
+
+
+def test_preprocessing_statistics():
+    with pytest.raises(ValueError, match=r"`mean` must be 3 numbers, one per input channel; received mean=\(0.5, 0.5\)"):
+        FocalNet(**SMALL, mean=(0.5, 0.5))
+    with pytest.raises(ValueError, match=r"`std` must be 3 numbers > 0.*received std=\(0.2, 0, 0.2\)"):
+        FocalNet(**SMALL, std=(0.2, 0, 0.2))
+    with pytest.raises(ValueError, match=r"`include_preprocessing` must be True or False; received include_preprocessing='yes'"):
+        FocalNet(**SMALL, include_preprocessing="yes")
 
 
 def test_layer_arguments():

@@ -136,7 +136,7 @@ def test_evaluate_pairs_each_prediction_with_its_own_label_on_a_shuffled_pipelin
     labels = np.arange(60) % 10
     images = np.broadcast_to(labels[:, None, None, None], (60, 4, 4, 3)).astype("uint8")
     if pipeline == "numpy":
-        test = ArrayPipeline(images, labels, 8, shuffle=True, normalize=False)
+        test = ArrayPipeline(images, labels, 8, shuffle=True, scale="unit")
     else:
         import tensorflow as tf
 

@@ -8,7 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from focaledu import FocalNet, FocalNetBlock, list_presets, preset_config
+from focaledu import FocalNet, FocalNetBlock, interpret, list_presets, preset_config, training
+from focaledu.data import CIFAR10_MEAN, CIFAR10_STD, synthetic_cifar10
 
 
 TIMM = json.loads((Path(__file__).parent / "fixtures" / "timm_param_counts.json").read_text())["variants"]
@@ -58,6 +59,27 @@ def test_config_round_trip_covers_every_argument():
     arguments = [p for p in inspect.signature(FocalNet.__init__).parameters if p not in ("self", "kwargs")]
     assert not [a for a in arguments if a not in config]
     assert FocalNet.from_config(config).get_config() == config
+
+
+@pytest.mark.backends
+def test_include_preprocessing_takes_pixels_as_they_come():
+    config = dict(SMALL, num_classes=10)  # CIFAR-10's classes, for evaluate
+    plain = FocalNet(**config)
+    raw = FocalNet(**config, include_preprocessing=True, mean=CIFAR10_MEAN, std=CIFAR10_STD)
+    raw.set_weights(plain.get_weights())  # the preprocessing adds no weights
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 32, 48, 3), dtype="uint8")
+    expected = keras.ops.convert_to_numpy(plain(training.preprocess_images(pixels)))
+    for images in (pixels, pixels.astype("float32")):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(raw(images)), expected, atol=1e-5)
+    np.testing.assert_array_equal(training.preprocess_images(pixels, model=raw), pixels.astype("float32"))
+    block = raw.block_names[-1]
+    np.testing.assert_allclose(interpret.modulation_maps(raw, pixels)[block]["modulator"],
+                               interpret.modulation_maps(plain, training.preprocess_images(pixels))[block]["modulator"],
+                               atol=1e-5)
+    with pytest.raises(ValueError, match=r"uint8 too for a model with include_preprocessing=True\); received dtype uint8"):
+        interpret.modulation_maps(plain, pixels)
+    dataset = synthetic_cifar10(n_train=10, n_test=20, seed=0)  # 32 x 32, resized to the models' 32 x 48
+    assert training.evaluate(raw, dataset)["loss"] == pytest.approx(training.evaluate(plain, dataset)["loss"], abs=1e-5)
 
 
 @pytest.mark.backends
