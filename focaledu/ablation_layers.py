@@ -29,6 +29,13 @@ from focaledu.layers import FocalModulation, FocalNetBlock
 from focaledu.model import FocalNet
 
 
+def _switches(gating, global_context, pre_norm):
+    """The three switches, checked: what the block and the model store, pass on and serialise."""
+    return {"gating": _validate.boolean("gating", gating),
+            "global_context": _validate.boolean("global_context", global_context),
+            "pre_norm": _validate.boolean("pre_norm", pre_norm)}
+
+
 @keras.saving.register_keras_serializable(package="focaledu")
 class AblatedFocalModulation(FocalModulation):
     """``FocalModulation`` with ``gating`` and ``global_context`` switches.
@@ -38,6 +45,7 @@ class AblatedFocalModulation(FocalModulation):
         global_context: include the global level ``L + 1`` (True, official).
         **kwargs: ``FocalModulation``'s arguments.
 
+    Only the aggregation differs from the official layer (``_aggregate``).
     ``return_modulation`` returns the weights the levels got: always
     ``L + 1`` channels, the global one last, so the plotting helpers work for
     every variant (ones without gating, a zero global channel without global
@@ -54,8 +62,7 @@ class AblatedFocalModulation(FocalModulation):
     def _gate_channels(self):
         return (self.focal_level + int(self.global_context)) if self.gating else 0
 
-    def call(self, x, training=None, return_modulation=False):
-        _validate.float_input("inputs", x.dtype)
+    def _aggregate(self, x):
         if self.gating:
             q, ctx, gates = ops.split(self.f(x), [self.dim, 2 * self.dim], axis=-1)
         else:
@@ -73,15 +80,7 @@ class AblatedFocalModulation(FocalModulation):
             ctx_all = ctx_all + weigh(ctx_global, self.focal_level)
         if self.normalize_modulator:
             ctx_all = ctx_all / self.num_levels
-
-        modulator = self.h(ctx_all)
-        y = q * modulator
-        if self.ln is not None:
-            y = self.ln(y)
-        y = self.proj_drop(self.proj(y), training=training)
-        if return_modulation:
-            return y, {"gates": self._level_weights(q, gates), "modulator": modulator}
-        return y
+        return q, ctx_all, self._level_weights(q, gates)
 
     def _level_weights(self, q, gates):
         """The ``(B, H, W, L + 1)`` weights the levels got (learned, ones, zero for a dropped global level)."""
@@ -116,10 +115,8 @@ class AblatedFocalNetBlock(FocalNetBlock):
 
     def __init__(self, *args, gating=True, global_context=True, pre_norm=True, **kwargs):
         # Set before FocalNetBlock.__init__, which calls the two factories below.
-        self.gating = _validate.boolean("gating", gating)
-        self.global_context = _validate.boolean("global_context", global_context)
-        self.pre_norm = _validate.boolean("pre_norm", pre_norm)
-        if not self.pre_norm and kwargs.get("use_postln", False):
+        self.switches = _switches(gating, global_context, pre_norm)
+        if not pre_norm and kwargs.get("use_postln", False):
             raise ValueError(
                 "`pre_norm=False` removes the LayerNorm before the token mixer of a pre-norm block; "
                 "a post-norm block (use_postln=True) has none there. Use pre_norm=True with use_postln=True."
@@ -127,14 +124,14 @@ class AblatedFocalNetBlock(FocalNetBlock):
         super().__init__(*args, **kwargs)
 
     def _norm1(self, policy):
-        return super()._norm1(policy) if self.pre_norm else layers.Identity(name="norm1", dtype=policy)
+        return super()._norm1(policy) if self.switches["pre_norm"] else layers.Identity(name="norm1", dtype=policy)
 
     def _focal_modulation(self, **kwargs):
-        return AblatedFocalModulation(gating=self.gating, global_context=self.global_context, **kwargs)
+        return AblatedFocalModulation(gating=self.switches["gating"], global_context=self.switches["global_context"],
+                                      **kwargs)
 
     def get_config(self):
-        switches = {"gating": self.gating, "global_context": self.global_context, "pre_norm": self.pre_norm}
-        return {**super().get_config(), **switches}
+        return {**super().get_config(), **self.switches}
 
     @classmethod
     def from_config(cls, config):
@@ -153,18 +150,14 @@ class AblatedFocalNet(FocalNet):
 
     def __init__(self, gating=True, global_context=True, pre_norm=True, **kwargs):
         # Set before FocalNet.__init__, which builds the blocks with _block().
-        self.gating = _validate.boolean("gating", gating)
-        self.global_context = _validate.boolean("global_context", global_context)
-        self.pre_norm = _validate.boolean("pre_norm", pre_norm)
+        self.switches = _switches(gating, global_context, pre_norm)
         super().__init__(**kwargs)
 
     def _block(self, **kwargs):
-        return AblatedFocalNetBlock(gating=self.gating, global_context=self.global_context,
-                                    pre_norm=self.pre_norm, **kwargs)
+        return AblatedFocalNetBlock(**self.switches, **kwargs)
 
     def get_config(self):
-        switches = {"gating": self.gating, "global_context": self.global_context, "pre_norm": self.pre_norm}
-        return {**super().get_config(), **switches}
+        return {**super().get_config(), **self.switches}
 
     @classmethod
     def from_config(cls, config):

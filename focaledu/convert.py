@@ -11,6 +11,7 @@ as long as they live on the CPU).
 import numpy as np
 
 from focaledu.layers import FocalNetBlock
+from focaledu.model import OFFICIAL_SWITCHES, ablated_switches
 
 
 def _conv(w):  # (out, in, kh, kw) -> (kh, kw, in, out)
@@ -70,14 +71,9 @@ def _block(prefix, block):
     return entries
 
 
-#: The switches of Chapter 10's ablations (``mixer`` of FocalNet, the others of
-#: ``focaledu.ablation_layers.AblatedFocalNet``) and their official values; timm has only those.
-OFFICIAL_SWITCHES = {"gating": True, "global_context": True, "pre_norm": True, "mixer": "focal"}
-
-
 def timm_weight_map(model):
     """``{timm name: (keras variable, layout transform)}`` for a built ``FocalNet``."""
-    ablated = {k: getattr(model, k) for k, v in OFFICIAL_SWITCHES.items() if getattr(model, k, v) != v}
+    ablated = ablated_switches(model.get_config())
     if ablated:
         raise ValueError(
             f"timm's FocalNet has no ablated blocks; this model was built with {ablated}. "

@@ -22,7 +22,7 @@ With either choice the six ImageNet-1K models of the paper's table round to the
 published GFLOPs (tested).
 """
 
-from focaledu.model import FocalNet, preset_config
+from focaledu.model import FocalNet, ablated_switches, preset_config
 from focaledu.receptive import block_cost, modulation_cost
 
 #: The FocalNet paper's ImageNet-1K table (Yang et al., 2022, Table 1), 224 x 224
@@ -43,10 +43,6 @@ _DEFAULTS = dict(
 )
 
 
-#: Chapter 10's ablation switches at their official values (the only ones counted here).
-_OFFICIAL_SWITCHES = {"gating": True, "global_context": True, "pre_norm": True, "mixer": "focal"}
-
-
 def _config(model_or_config, image_size):
     if isinstance(model_or_config, str):
         config = preset_config(model_or_config)
@@ -60,7 +56,7 @@ def _config(model_or_config, image_size):
             f"received {type(model_or_config).__name__}."
         )
     config = {**_DEFAULTS, **config}
-    ablated = {k: config[k] for k, v in _OFFICIAL_SWITCHES.items() if config.get(k, v) != v}
+    ablated = ablated_switches(config)
     if ablated:
         raise ValueError(
             f"The analytic counts cover the official FocalNet block; this config sets {ablated}. "

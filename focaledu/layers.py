@@ -210,6 +210,18 @@ class FocalModulation(layers.Layer):
 
     def call(self, x, training=None, return_modulation=False):
         _validate.float_input("inputs", x.dtype)
+        q, ctx_all, gates = self._aggregate(x)
+        modulator = self.h(ctx_all)
+        y = q * modulator
+        if self.ln is not None:
+            y = self.ln(y)
+        y = self.proj_drop(self.proj(y), training=training)
+        if return_modulation:
+            return y, {"gates": gates, "modulator": modulator}
+        return y
+
+    def _aggregate(self, x):
+        """Hierarchical contextualization and gated aggregation: the query, the aggregated context, the gates."""
         q, ctx, gates = ops.split(self.f(x), [self.dim, 2 * self.dim], axis=-1)
         ctx_all = 0
         for level, focal_layer in enumerate(self.focal_layers):
@@ -219,15 +231,7 @@ class FocalModulation(layers.Layer):
         ctx_all = ctx_all + ctx_global * gates[..., self.focal_level :]
         if self.normalize_modulator:
             ctx_all = ctx_all / self.num_levels
-
-        modulator = self.h(ctx_all)
-        y = q * modulator
-        if self.ln is not None:
-            y = self.ln(y)
-        y = self.proj_drop(self.proj(y), training=training)
-        if return_modulation:
-            return y, {"gates": gates, "modulator": modulator}
-        return y
+        return q, ctx_all, gates
 
     def get_config(self):
         config = super().get_config()

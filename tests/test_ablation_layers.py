@@ -323,7 +323,8 @@ def test_focalnet_with_another_mixer_has_no_modulation_outputs(mixer, tmp_path):
 def test_focalnet_passes_the_switches_to_every_block(tmp_path):
     model = AblatedFocalNet(**SMALL, gating=False, global_context=False, pre_norm=False)
     blocks = [model.get_layer(n) for n in model.block_names]
-    assert all(not b.gating and not b.global_context and not b.pre_norm for b in blocks)
+    off = {"gating": False, "global_context": False, "pre_norm": False}
+    assert model.switches == off and all(b.switches == off for b in blocks)
     assert all(not b.modulation.gating and not b.modulation.global_context for b in blocks)
     from focaledu.interpret import modulation_maps
 
@@ -335,7 +336,7 @@ def test_focalnet_passes_the_switches_to_every_block(tmp_path):
     assert not config["gating"] and AblatedFocalNet.from_config(config).get_config() == config
     model.save(tmp_path / "ablated.keras")
     restored = keras.saving.load_model(tmp_path / "ablated.keras")
-    assert type(restored) is AblatedFocalNet and not restored.pre_norm
+    assert type(restored) is AblatedFocalNet and restored.switches == off
     np.testing.assert_array_equal(restored.predict(images, verbose=0), model.predict(images, verbose=0))
     attention = FocalNet(**SMALL, mixer="attention", num_heads=(2, 4))
     assert [attention.get_layer(n).attn.num_heads for n in attention.block_names] == [2, 4]
