@@ -231,3 +231,16 @@ def test_cpu_step_breakdown_smoke_mode(tmp_path, monkeypatch):
     for key in ("command", "machine", "versions", "date"):
         assert key in record, key
     assert (tmp_path / "cpu_step_breakdown.png").is_file()
+
+
+def test_pipeline_ab_smoke_mode(tmp_path):
+    record = run_smoke("pipeline_ab", tmp_path)
+    assert [r["pipeline"] for r in record["runs"]] == ["tf.data", "numpy"]
+    for key, summary in record["summary"].items():
+        tf_data, numpy_run = (r[key] for r in record["runs"])
+        assert tf_data > 0 and numpy_run > 0
+        assert summary["ratio_numpy_over_tf_data"] == [pytest.approx(numpy_run / tf_data)]
+    assert record["runs"][0]["steps"] == 64 // 16 and record["data"].startswith("synthetic")
+    for key in ("command", "machine", "versions", "date"):
+        assert key in record, key
+    assert (tmp_path / "pipeline_ab.png").is_file()
