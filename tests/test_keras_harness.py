@@ -125,7 +125,8 @@ def test_small_focalnet_trains_under_the_global_mixed_float16_policy(mixer, glob
 
 def test_small_focalnet_takes_a_dtype_argument():
     before = keras.config.dtype_policy().name
-    model = FocalNet.from_preset("focalnet_cifar_tiny", num_classes=10, dtype="mixed_bfloat16", **SMALL)
+    model = FocalNet.from_preset("focalnet_cifar_tiny", num_classes=10, dtype="mixed_bfloat16", **SMALL,
+                                 include_preprocessing=True)  # Rescaling and Normalization get the policy too
     assert keras.config.dtype_policy().name == before
     assert model.dtype_policy.name == "mixed_bfloat16"
     _train_step(model, keras.dtype_policies.get("mixed_bfloat16"))
