@@ -1,4 +1,9 @@
-"""Shared pytest helpers: Keras's own layer-test harness, and a scoped global dtype policy."""
+"""Shared pytest helpers: Keras's own layer-test harness, a scoped global dtype policy, the built wheel."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -58,3 +63,14 @@ def global_dtype_policy():
     previous = keras.config.dtype_policy()
     yield keras.config.set_dtype_policy
     keras.config.set_dtype_policy(previous)
+
+
+@pytest.fixture(scope="session")
+def wheel_files(tmp_path_factory):
+    """``{path inside the wheel: bytes}`` of focaledu's wheel, built once from this checkout (as pip would)."""
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+                    "-w", str(out), str(Path(__file__).resolve().parents[1])], check=True)
+    (wheel,) = out.glob("focaledu-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}

@@ -272,9 +272,10 @@ def test_export_script_end_to_end(tmp_path):
     assert isinstance(focaledu.pretrained("tiny_run", directory=out), FocalNet)
 
 
-def test_weights_are_package_data():
-    text = (ROOT / "pyproject.toml").read_text()
-    assert "[tool.setuptools.package-data]" in text and '"weights/*.npz"' in text and '"weights/*.json"' in text
+def test_the_wheel_holds_the_shipped_weights(wheel_files):
+    for name in SHIPPED:
+        for suffix in (".npz", ".json"):
+            assert wheel_files[f"focaledu/weights/{name}{suffix}"] == (zoo.WEIGHTS_DIR / f"{name}{suffix}").read_bytes()
 
 
 # --------------------------------------------------------------------------
