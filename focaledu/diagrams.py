@@ -132,7 +132,7 @@ def _focal_levels(ax, layer, height, width):
 
 def _switch(layer, name):
     """An ablation switch of a ``focaledu.ablation_layers`` layer; the official layers have it on."""
-    return getattr(layer, name, True)
+    return layer.get_config().get(name, True)
 
 
 def _level_color(level, levels):

@@ -37,7 +37,7 @@ def build(official, ablated, config):
 
 
 def switch(layer, name):
-    return getattr(layer, name, True)  # the official layers have every switch on
+    return layer.get_config().get(name, True)  # the official layers have every switch on
 
 
 @pytest.fixture(autouse=True)
