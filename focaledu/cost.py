@@ -295,7 +295,8 @@ def forward_peak_bytes(layer, x, forward=None):
 
 
 def _sync(outputs):
-    # JAX dispatches asynchronously: wait for the result before stopping the clock.
+    # JAX, and torch on a GPU, dispatch asynchronously: copying the result to NumPy waits
+    # for it, on every backend, before the clock stops.
     keras.tree.map_structure(keras.ops.convert_to_numpy, outputs)
 
 

@@ -122,7 +122,9 @@ def test_map_correlation():
         interpret.map_correlation(np.ones((4, 4)), np.ones((8, 8)))
 
 
+@pytest.mark.backends
 def test_attention_received_from_a_block():
+    # The block returns backend tensors (on torch, tracking gradients): the helper takes them as they are.
     block = SelfAttentionBlock(8, num_heads=2)
     x = np.random.default_rng(0).normal(size=(2, 3, 4, 8)).astype("float32")
     _, weights = block(x, return_attention_scores=True)
