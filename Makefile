@@ -16,20 +16,21 @@ RUN := PATH="$(abspath $(BIN)):$$PATH" JUPYTER_PLATFORM_DIRS=1
 export FOCALEDU_CIFAR10 ?= $(abspath $(wildcard ../shared/data/cifar10-jpeg.zip))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-colab browser-test book book-student assets notebooks lock clean clean-venv
+.PHONY: help venv test test-torch test-colab browser-test book book-student assets notebooks lock clean clean-venv
 
 help:
 	@echo "make book   build the executable book into _build/html (warnings are errors; BOOK_FLAGS= relaxes)"
 	@echo "make book-student  the same book without the solutions, into _build/student"
 	@echo "make assets fetch MathJax, require.js and the widgets manager into $(VENDOR) (once; npm registry)"
 	@echo "make test   run the tests (TensorFlow, then the 'backends' tests on JAX)"
+	@echo "make test-torch  run the 'backends' tests and every chapter (--nbval-lax) on PyTorch, in $(TORCH_VENV) (the lock plus torch)"
 	@echo "make test-colab  run each chapter alone (as on Colab) in $(COLAB_VENV), with Colab's versions and focaledu's wheel"
 	@echo "make browser-test  build the book and open it in headless Chromium (tests/test_browser.py)"
 	@echo "make venv   create/refresh $(VENV) from $(LOCK)"
 	@echo "make notebooks  regenerate and execute book/*.ipynb from book/*.md (PAGES=\"name ...\" for some)"
 	@echo "make lock   re-pin $(LOCK) and environment.yml from requirements/requirements.in (needs uv)"
 	@echo "make clean  remove build outputs and caches (keeps $(VENV))"
-	@echo "make clean-venv  remove $(VENV) and $(COLAB_VENV)"
+	@echo "make clean-venv  remove $(VENV), $(TORCH_VENV) and $(COLAB_VENV)"
 
 venv: $(STAMP)
 
@@ -54,6 +55,29 @@ test: venv
 	$(RUN) KERAS_BACKEND=tensorflow $(PYTEST_TF) || status=1; \
 	echo "KERAS_BACKEND=jax $(PYTEST_JAX)"; \
 	$(RUN) KERAS_BACKEND=jax $(PYTEST_JAX) || status=1; \
+	exit $$status
+
+# The PyTorch backend in its own venv: the lock plus torch. torch with its CUDA
+# libraries is about 6 GB, too much for `make test` on a fresh machine, and it
+# is a test dependency only (focaledu never requires it). The chapters run with
+# --nbval-lax: their stored outputs are TensorFlow's, so only errors count.
+TORCH_VERSION ?= 2.14.1
+TORCH_VENV    ?= .venv-torch
+TORCH_BIN     := $(TORCH_VENV)/bin
+TORCH_STAMP   := $(TORCH_VENV)/.installed-$(TORCH_VERSION)
+TORCH_RUN     := PATH="$(abspath $(TORCH_BIN)):$$PATH" JUPYTER_PLATFORM_DIRS=1 KERAS_BACKEND=torch
+
+$(TORCH_STAMP): $(LOCK) pyproject.toml
+	test -x $(TORCH_BIN)/python || $(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_BIN)/python -m pip install --disable-pip-version-check --quiet -r $(LOCK) torch==$(TORCH_VERSION)
+	$(TORCH_BIN)/python -m pip install --disable-pip-version-check --quiet -e . --no-deps
+	touch $@
+
+test-torch: $(TORCH_STAMP)
+	@status=0; \
+	$(TORCH_RUN) $(TORCH_BIN)/python -m pytest -m backends tests || status=1; \
+	$(TORCH_RUN) $(TORCH_BIN)/python -m pytest --nbval-lax --nbval-current-env \
+	    --nbval-cell-timeout=600 $(wildcard book/*.ipynb) || status=1; \
 	exit $$status
 
 # Each chapter alone, as a reader opens it on Colab: one notebook in an empty
@@ -175,4 +199,4 @@ clean:
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 clean-venv:
-	rm -rf $(VENV) $(COLAB_VENV)
+	rm -rf $(VENV) $(TORCH_VENV) $(COLAB_VENV)

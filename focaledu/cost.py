@@ -11,13 +11,16 @@ token count ``N``:
   was allocated before it (``forward_peak_bytes``): on TensorFlow, the peak of
   TensorFlow's own allocator during one call (``tf.config.experimental``'s
   memory stats, CPU or GPU); on JAX, the temporaries plus the output of XLA's
-  buffer assignment for the compiled pass. Both count every live tensor,
-  which is what decides whether a pass fits. Process-level numbers (RSS,
+  buffer assignment for the compiled pass; on PyTorch, the most bytes the
+  tensors created by the eager pass hold at once, as torch's dispatcher sees
+  them. All three count every live tensor, which is what decides whether a
+  pass fits. Process-level numbers (RSS,
   ``tracemalloc``) are not used: TensorFlow and XLA allocate outside Python
   and reuse memory pools, so they say little about one call.
 * **largest tensor**: the size in bytes of the *largest single tensor* the
   forward pass creates from its input, read from the traced computation graph
-  (TensorFlow's graph or JAX's jaxpr), not estimated by hand. It is a lower
+  (TensorFlow's graph or JAX's jaxpr) or from the operations torch's
+  dispatcher runs, not estimated by hand. It is a lower
   bound on the peak and it names the term that grows fastest: for
   self-attention the ``B * heads * N * N`` score matrix.
 
@@ -246,6 +249,10 @@ def forward_peak_bytes(layer, x, forward=None):
       output (``memory_analysis()`` of the compiled function; no call needed).
       XLA may fuse operations so that a tensor of the traced graph is never
       stored whole, so this can be *smaller* than ``largest_intermediate``.
+    * PyTorch: the most bytes alive at once among the tensors the eager pass
+      creates (each storage counted once, so views are free), recorded after
+      every operation torch's dispatcher runs, without autograd. Weights, the
+      input and an operation's internal scratch memory are not counted.
 
     Args:
         layer: a built Keras layer.
@@ -282,27 +289,98 @@ def forward_peak_bytes(layer, x, forward=None):
         if analysis is None:
             return None
         return int(analysis.temp_size_in_bytes + analysis.output_size_in_bytes)
+    if backend == "torch":
+        return _torch_pass_memory(layer, x)[0]
     return None
 
 
 def _sync(outputs):
-    # JAX dispatches asynchronously: wait for the result before stopping the clock.
+    # JAX, and torch on a GPU, dispatch asynchronously: copying the result to NumPy waits
+    # for it, on every backend, before the clock stops.
     keras.tree.map_structure(keras.ops.convert_to_numpy, outputs)
 
 
 def largest_intermediate(layer, x):
     """``(bytes, shape)`` of the largest tensor computed from ``x`` in ``layer(x)``.
 
-    Read from TensorFlow's traced graph or JAX's jaxpr; tensors that depend
-    only on the weights (e.g. a transposed kernel) are not counted, nor is
-    ``x`` itself. Returns ``(None, None)`` on other backends.
+    Read from TensorFlow's traced graph, JAX's jaxpr or the operations torch's
+    dispatcher runs in one eager call; tensors that depend only on the weights
+    (e.g. a transposed kernel) are not counted, nor is ``x`` itself. Returns
+    ``(None, None)`` on other backends.
     """
     backend = keras.backend.backend()
     if backend == "tensorflow":
         return _largest_in_tf_graph(layer, x)
     if backend == "jax":
         return _largest_in_jaxpr(layer, x)
+    if backend == "torch":
+        return _torch_pass_memory(layer, x)[1]
     return None, None
+
+
+def _torch_pass_memory(layer, x):
+    """``(peak_bytes, (largest_bytes, shape))`` of one eager ``layer(x)`` under torch's dispatcher."""
+    import weakref
+
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from focaledu.receptive import _built
+
+    x = keras.ops.convert_to_tensor(x)
+    _built(layer, x)  # its weights are not the pass's memory
+    # Storages that existed before the pass: a view of the input or of a weight allocates nothing.
+    existing = {t.untyped_storage().data_ptr() for t in [x] + [v.value for v in layer.weights]}
+
+    class Tracker(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.live = self.peak = 0
+            self.largest = (0, None)
+            self.storages = {}  # data_ptr -> [bytes, tensors alive on it]
+            self.tracked = set()  # ids of the tensors counted, until they are freed
+            self.from_input = {id(x)}
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            inputs = keras.tree.flatten((args, kwargs or {}))
+            dependent = any(isinstance(t, torch.Tensor) and id(t) in self.from_input for t in inputs)
+            for t in keras.tree.flatten(out):
+                if isinstance(t, torch.Tensor) and id(t) not in self.tracked and t is not x:
+                    self._track(t, dependent)
+            return out
+
+        def _track(self, tensor, dependent):
+            ptr, size = tensor.untyped_storage().data_ptr(), tensor.untyped_storage().nbytes()
+            if ptr not in existing:
+                entry = self.storages.setdefault(ptr, [size, 0])
+                if entry[1] == 0:
+                    self.live += size
+                    self.peak = max(self.peak, self.live)
+                entry[1] += 1
+            self.tracked.add(id(tensor))
+            if dependent:
+                self.from_input.add(id(tensor))
+                nbytes = tensor.numel() * tensor.element_size()
+                if nbytes > self.largest[0]:
+                    self.largest = (nbytes, tuple(tensor.shape))
+            # Python ids are reused once a tensor is freed: forget it then.
+            weakref.finalize(tensor, self._release, id(tensor), ptr)
+
+        def _release(self, key, ptr):
+            self.tracked.discard(key)
+            self.from_input.discard(key)
+            entry = self.storages.get(ptr)
+            if entry is not None:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    self.live -= entry[0]
+                    del self.storages[ptr]
+
+    tracker = Tracker()
+    with torch.no_grad(), tracker:
+        layer(x, training=False)
+    return tracker.peak, tracker.largest
 
 
 def _largest_in_tf_graph(layer, x):
@@ -331,6 +409,9 @@ def _largest_in_tf_graph(layer, x):
 def _largest_in_jaxpr(layer, x):
     import jax
 
+    from focaledu.receptive import _built
+
+    _built(layer, x)  # stateless_call needs the weights
     trainable = [v.value for v in layer.trainable_variables]
     non_trainable = [v.value for v in layer.non_trainable_variables]
     closed = jax.make_jaxpr(

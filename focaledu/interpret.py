@@ -187,8 +187,9 @@ def occlusion_map(predict, images, labels, patch=8, stride=4, fill=0.0, batch_si
     ``labels[b]`` over the squares that cover it (pixels no square covers get 0).
 
     Args:
-        predict: images ``(n, H, W, C)`` -> logits ``(n, classes)``, e.g.
-            ``lambda x: model.predict(x, verbose=0)``.
+        predict: images ``(n, H, W, C)`` -> logits ``(n, classes)``, NumPy or a
+            backend tensor, e.g. ``lambda x: model.predict(x, verbose=0)`` or
+            ``lambda x: model(x, training=False)``.
         images: ``(B, H, W, C)`` float, as the model takes them.
         labels: ``B`` integer classes.
         patch, stride: square size and step in pixels.
@@ -211,7 +212,8 @@ def occlusion_map(predict, images, labels, patch=8, stride=4, fill=0.0, batch_si
     corners = [(r, c) for r in range(0, height - patch + 1, stride) for c in range(0, width - patch + 1, stride)]
 
     def probabilities(x):
-        logits = np.concatenate([np.asarray(predict(x[i : i + batch_size]), dtype="float64")
+        # convert_to_numpy: np.asarray refuses a torch tensor that tracks gradients.
+        logits = np.concatenate([np.asarray(keras.ops.convert_to_numpy(predict(x[i : i + batch_size])), dtype="float64")
                                  for i in range(0, len(x), batch_size)])
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
@@ -261,7 +263,7 @@ def attention_received(weights, grid):
     Returns:
         ``(B, h, w)``; each map sums to 1 (every query's weights sum to 1).
     """
-    weights = np.asarray(weights, dtype="float64")
+    weights = np.asarray(keras.ops.convert_to_numpy(weights), dtype="float64")  # a layer's output on any backend
     height, width = (int(s) for s in grid)
     if weights.ndim != 4 or weights.shape[-1] != weights.shape[-2] or weights.shape[-1] != height * width:
         raise ValueError(

@@ -161,7 +161,8 @@ def _input_gradients(fn, x):
     if backend == "torch":
         import torch
 
-        x = torch.as_tensor(x, device=keras.backend.convert_to_tensor(0.0).device).requires_grad_(True)
+        # A fresh leaf on Keras's device, so that autograd can differentiate with respect to it.
+        x = ops.convert_to_tensor(x).detach().requires_grad_(True)
         (gradient,) = torch.autograd.grad(fn(x), x)
         return gradient
     raise NotImplementedError(
@@ -197,7 +198,8 @@ def receptive_field_gradients(layer, height, width, pixel, seed=0):
     # One copy of the input per level: copy l is read out at level l, so a
     # single gradient gives every level's map (the images of a batch never mix).
     x = np.repeat(x, levels, axis=0)
-    pick = np.eye(levels, dtype="float32")
+    # A backend tensor, as the levels are: NumPy arrays and torch tensors do not mix.
+    pick = ops.eye(levels, dtype="float32")
 
     def response(inputs):
         total = 0.0

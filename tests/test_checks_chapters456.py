@@ -11,6 +11,8 @@ pytestmark = pytest.mark.backends
 
 
 def _aggregate(levels, weights):
+    # The levels are NumPy; torch does not multiply a NumPy array by a tensor.
+    weights = ops.convert_to_numpy(weights)
     return sum(z * weights[..., l : l + 1] for l, z in enumerate(levels))
 
 

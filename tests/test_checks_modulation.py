@@ -55,7 +55,8 @@ def split_projection(x, kernel, bias, focal_level, *, order="qzg", gate_act=None
 def gated_aggregation(levels, gates, normalize=False, *, gate_act=None, last=None, use_gates=True,
                       always_divide=None):
     if gate_act is not None:
-        gates = gate_act(gates)
+        # Back to NumPy, as the levels are: torch does not multiply a NumPy array by a tensor.
+        gates = ops.convert_to_numpy(gate_act(gates))
     used = levels if last is None else levels[:last]
     out = sum((z * gates[..., l : l + 1] if use_gates else z) for l, z in enumerate(used))
     divide = normalize if always_divide is None else always_divide
@@ -169,7 +170,7 @@ MISTAKES = [
     ("modulate", lambda q, z, k, b: q * z, "forgot h"),
     ("modulate", lambda q, z, k, b: q * (z @ k), "bias of h"),
     ("modulate", lambda q, z, k, b: z @ k + b, "returned the modulator"),
-    ("modulate", lambda q, z, k, b: q * ops.sigmoid(z @ k + b), "sigmoid"),
+    ("modulate", lambda q, z, k, b: q * ops.convert_to_numpy(ops.sigmoid(z @ k + b)), "sigmoid"),
     ("modulate", lambda q, z, k, b: q * (z @ k.T + b), "transposed"),
     # chapter 5
     ("focal_modulation", lambda m, x: focal_modulation(m, x, gate_act=softmax), "softmax"),

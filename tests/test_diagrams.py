@@ -131,8 +131,8 @@ def test_self_attention_prints_the_layers_shapes(config, tokens):
     assert f"{tokens} × {tokens} per head: {tokens * tokens:,} scores" in all_text
     assert f"N = {tokens} tokens of C = {layer.dim} channels" in all_text
     for tensor in (x, weights):
-        assert f"{np.size(tensor):,}" in texts(fig)
-    assert f"{3 * np.size(q):,}" in texts(fig)
+        assert f"{np.size(ops.convert_to_numpy(tensor)):,}" in texts(fig)  # np.size of a torch tensor is its method
+    assert f"{3 * np.size(ops.convert_to_numpy(q)):,}" in texts(fig)
     assert ("qkv_bias=False" in all_text) == (not layer.qkv_bias)
     assert (f"dropout {layer.attn_drop_rate:g} on A" in all_text) == bool(layer.attn_drop_rate)
     assert (f"+ dropout {layer.proj_drop_rate:g}" in all_text) == bool(layer.proj_drop_rate)

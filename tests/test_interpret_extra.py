@@ -100,6 +100,15 @@ def test_occlusion_map_finds_the_informative_region():
         interpret.occlusion_map(predict, images, [0])
 
 
+@pytest.mark.backends
+def test_occlusion_map_takes_a_model_call():
+    # Calling a model returns a backend tensor; on torch it tracks gradients, which np.asarray refuses.
+    model = FocalNet(**CONFIG)
+    images = np.random.default_rng(1).random((2, 32, 32, 3)).astype("float32")
+    heat = interpret.occlusion_map(lambda x: model(x, training=False), images, [0, 1], patch=16, stride=16)
+    assert isinstance(heat, np.ndarray) and heat.shape == (2, 32, 32) and np.all(np.isfinite(heat))
+
+
 def test_map_correlation():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(3, 5, 5))
@@ -113,7 +122,9 @@ def test_map_correlation():
         interpret.map_correlation(np.ones((4, 4)), np.ones((8, 8)))
 
 
+@pytest.mark.backends
 def test_attention_received_from_a_block():
+    # The block returns backend tensors (on torch, tracking gradients): the helper takes them as they are.
     block = SelfAttentionBlock(8, num_heads=2)
     x = np.random.default_rng(0).normal(size=(2, 3, 4, 8)).astype("float32")
     _, weights = block(x, return_attention_scores=True)

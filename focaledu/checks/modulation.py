@@ -399,7 +399,8 @@ def modulate(fn):
     layers = {id(args[0]): layer for _, args, layer in cases}
 
     def reference(q, z_out, kernel, bias):
-        return q * layers[id(q)].h(z_out)
+        # The cases are NumPy; the layer returns a backend tensor, which torch does not multiply with NumPy.
+        return q * ops.convert_to_numpy(layers[id(q)].h(z_out))
 
     mistakes = [
         ("you added the modulator to the query: focal modulation multiplies, y = q * M",
@@ -509,10 +510,12 @@ def _block_cases():
     cases = []
     for seed, (dim, level, size) in enumerate([(4, 2, (6, 6)), (4, 3, (8, 5))]):
         block = FocalNetBlock(dim, focal_level=level, mlp_ratio=2.0)
-        x = _rng(seed + 400).normal(size=(2, *size, dim)).astype("float32")
+        # A backend tensor, as a block receives in a model: on torch, a NumPy `x` plus a
+        # sub-layer's output (the learner's `x + block.modulation(...)`) raises.
+        x = ops.convert_to_tensor(_rng(seed + 400).normal(size=(2, *size, dim)).astype("float32"))
         block(x)
         _randomize(block, seed)
-        cases.append((f"FocalNetBlock(dim={dim}, focal_level={level}) on x of shape {x.shape}", (block, x)))
+        cases.append((f"FocalNetBlock(dim={dim}, focal_level={level}) on x of shape {tuple(x.shape)}", (block, x)))
     return cases
 
 
