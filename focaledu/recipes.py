@@ -32,6 +32,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 __all__ = [
     "DATA_PIPELINES",
     "NO_WEIGHT_DECAY",
@@ -45,6 +47,7 @@ __all__ = [
     "make_optimizer",
     "make_schedule",
     "recipe",
+    "schedule_rates",
     "schedule_steps",
 ]
 
@@ -339,6 +342,26 @@ def make_schedule(recipe: Recipe, steps_per_epoch: int, epochs: int | None = Non
         warmup_target=recipe.learning_rate,
         warmup_steps=warmup_steps,
     )
+
+
+def schedule_rates(schedule, steps):
+    """The rates of a Keras learning-rate schedule at ``steps``, as a float64 NumPy array.
+
+    Args:
+        schedule: a ``keras.optimizers.schedules.LearningRateSchedule``.
+        steps: the optimizer steps, an int or a 1-D sequence of ints.
+    """
+    import keras
+
+    steps = np.atleast_1d(np.asarray(steps))
+    if steps.ndim != 1 or steps.dtype.kind not in "iu":
+        raise ValueError(f"steps must be an int or a 1-D sequence of ints; got {steps.dtype} of shape {steps.shape}")
+    if keras.backend.backend() == "torch":
+        # torch.vmap cannot batch the warm-up's ops.cond; eager torch costs microseconds a step.
+        return np.array([float(keras.ops.convert_to_numpy(schedule(int(s)))) for s in steps])
+    # One vectorised call: on JAX, a call per step traces the warm-up's cond again (~45 ms a step).
+    rates = keras.ops.vectorized_map(schedule, keras.ops.convert_to_tensor(steps, "float32"))
+    return keras.ops.convert_to_numpy(rates).astype("float64")
 
 
 def make_optimizer(recipe: Recipe, steps_per_epoch: int, epochs: int | None = None):

@@ -46,6 +46,7 @@ from focaledu.recipes import (
     make_optimizer,
     make_schedule,
     recipe,
+    schedule_rates,
     schedule_steps,
 )
 from focaledu.records import json_default, run_info
@@ -72,6 +73,7 @@ __all__ = [
     "preprocess_images",
     "recipe",
     "run_info",
+    "schedule_rates",
     "schedule_steps",
     "steps_per_epoch",
 ]

@@ -107,6 +107,19 @@ def test_schedule_hits_recipe_values(steps_per_epoch, epochs, warmup_epochs):
 
 
 @pytest.mark.backends
+@pytest.mark.parametrize("warmup_epochs", [3.0, 0.0])
+def test_schedule_rates_match_the_schedule_step_by_step(warmup_epochs):
+    schedule = training.make_schedule(training.recipe("full", warmup_epochs=warmup_epochs), 10, 30)
+    steps = np.array([0, 1, 15, 29, 30, 31, 150, 299, 300])
+    rates = training.schedule_rates(schedule, steps)
+    assert rates.dtype == np.float64 and rates.shape == steps.shape
+    np.testing.assert_allclose(rates, [_lr(schedule, int(s)) for s in steps], rtol=1e-6)
+    assert training.schedule_rates(schedule, 30).shape == (1,)
+    with pytest.raises(ValueError, match="steps must be an int or a 1-D sequence of ints"):
+        training.schedule_rates(schedule, [0.5, 1.5])
+
+
+@pytest.mark.backends
 def test_cosine_decay_length_pitfall():
     """CosineDecay lasts warmup_steps + decay_steps: decay_steps=total leaves the rate high at the end."""
     recipe = training.recipe("full")
