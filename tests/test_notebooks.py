@@ -107,6 +107,9 @@ def test_setup_cells_install_the_release_of_the_configured_repository():
         setup = next(c for c in nb.cells if c.cell_type == "code")
         assert line in setup.source and "except ImportError" in setup.source, md.name
         assert line in md.read_text(), md.name
+        # The backend is chosen before anything imports Keras, and an environment's choice wins.
+        choose = 'os.environ.setdefault("KERAS_BACKEND", "tensorflow")'
+        assert 0 <= setup.source.find(choose) < setup.source.index("import focaledu"), md.name
 
 
 def test_a_rendered_page_has_no_myst_left(project):
