@@ -1,24 +1,24 @@
-"""Training throughput of focaledu's FocalNet vs timm's FocalNet (PyTorch), same CPU.
+"""Training throughput of focaledu's FocalNet on each Keras backend, and of timm's FocalNet.
 
 One training step = forward, label-smoothed cross-entropy, backward and an
 AdamW update, on a fixed random batch, for the same architecture and batch
-size. Each framework runs in its own subprocess, one after the other, with
-its default thread pools:
+size. Each measurement runs in its own subprocess, with its default thread
+pools:
 
-* focaledu, TensorFlow backend, ``jit_compile=False`` (the CPU default),
-  ``model.train_on_batch``;
-* focaledu, JAX backend, ``jit_compile=True``;
-* timm ``FocalNet`` in PyTorch (eager, ``torch.optim.AdamW``), from a
-  separate virtual environment (``--timm-python``, default
-  ``/tmp/venv-timm/bin/python``; torch and timm are never focaledu
-  dependencies).
+* focaledu on TensorFlow, ``jit_compile=False`` (the CPU default), on JAX
+  (``jit_compile=True``) and on PyTorch (eager), all through
+  ``model.train_on_batch`` with ``training.compile_model``'s recipe;
+* timm ``FocalNet`` in PyTorch (eager, ``torch.optim.AdamW``).
 
-``ratio`` = focaledu (TensorFlow) images/s / timm images/s. One run each, so
-numbers on a shared machine are indicative only (``machine.load_average_1min``
-is recorded): at a load of 3 (session 3) the ratio was 0.56, on the idle
-machine 0.83 (2026-11-26); TensorFlow's step suffers most from a busy CPU.
+The two PyTorch measurements run in ``--torch-python`` (default
+``.venv-torch``, which ``make test-torch`` builds; add timm with ``pip install
+timm``): torch and timm are never focaledu dependencies. ``--repeats`` rounds
+run interleaved (every framework once per round), so a change in the machine's
+load hits all alike; each framework's images/s is its median over the rounds,
+and each ratio to timm is taken within a round, then summarised as median,
+min and max.
 
-    .venv/bin/python benchmarks/throughput_vs_timm.py            # ~2 min on 2 cores
+    .venv/bin/python benchmarks/throughput_vs_timm.py            # ~6 min on 2 cores
     .venv/bin/python benchmarks/throughput_vs_timm.py --smoke    # seconds, temp dir
 
 Writes ``benchmarks/results/throughput_vs_timm.json`` and a bar chart PNG.
@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,7 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-TIMM_PYTHON = "/tmp/venv-timm/bin/python"
+TORCH_PYTHON = ROOT / ".venv-torch" / "bin" / "python"
 
 
 def _timm_kwargs(config):
@@ -137,14 +138,33 @@ def _run_child(kind, python, spec, env_extra):
     return result
 
 
+#: Each measured framework: (child kind, backend or None, which python runs it).
+FRAMEWORKS = {
+    "focaledu_tensorflow": ("keras", "tensorflow", "python"),
+    "focaledu_jax": ("keras", "jax", "python"),
+    "focaledu_torch": ("keras", "torch", "torch_python"),
+    "timm_torch": ("timm", None, "torch_python"),
+}
+
+
+def _spread(values):
+    values = sorted(values)
+    return {"median": statistics.median(values), "min": values[0], "max": values[-1]}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--preset", default="focalnet_cifar_tiny")
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--steps", type=int, default=10, help="timed steps per framework")
+    p.add_argument("--steps", type=int, default=10, help="timed steps per measurement")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps after the first")
-    p.add_argument("--timm-python", default=TIMM_PYTHON)
-    p.add_argument("--no-jax", action="store_true", help="skip the focaledu JAX measurement")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="rounds; each round measures every framework once (default 3, 1 with --smoke)")
+    p.add_argument("--frameworks", nargs="+", choices=list(FRAMEWORKS), default=list(FRAMEWORKS),
+                   help="what to measure (default: all four)")
+    p.add_argument("--torch-python", default=str(TORCH_PYTHON),
+                   help="python with torch and timm, and focaledu's requirements for focaledu_torch "
+                        f"(default {TORCH_PYTHON.relative_to(ROOT)}: `make test-torch`'s venv, plus `pip install timm`)")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--smoke", action="store_true", help="tiny model, 2 steps, temp dir")
     p.add_argument("--child", choices=["keras", "timm"], help=argparse.SUPPRESS)
@@ -154,6 +174,10 @@ def main(argv=None):
         spec = json.loads(args.spec)
         print(json.dumps((_child_keras if args.child == "keras" else _child_timm)(spec)))
         return None
+    if args.repeats is None:
+        args.repeats = 1 if args.smoke else 3
+    if args.repeats < 1:
+        p.error(f"--repeats must be at least 1; got {args.repeats}")
 
     from focaledu import training
     from focaledu.model import preset_config
@@ -163,44 +187,70 @@ def main(argv=None):
         args.batch_size, args.steps, args.warmup = 8, 2, 1
         overrides = {"embed_dim": 8, "depths": [1] * len(preset_config(args.preset)["depths"])}
     config = preset_config(args.preset, **overrides)
-    _timm_kwargs(config)  # fail early if timm cannot build it
-    if not Path(args.timm_python).exists():
-        raise SystemExit(f"--timm-python {args.timm_python} not found: make a venv with torch and timm "
-                         "(never a focaledu dependency) and pass its python")
+    if "timm_torch" in args.frameworks:
+        _timm_kwargs(config)  # fail early if timm cannot build it
+    pythons = {"python": sys.executable, "torch_python": args.torch_python}
+    if any(FRAMEWORKS[f][2] == "torch_python" for f in args.frameworks) and not Path(args.torch_python).exists():
+        raise SystemExit(f"--torch-python {args.torch_python} not found: `make test-torch` builds that venv "
+                         "(then `pip install timm` into it), or leave out --frameworks focaledu_torch timm_torch")
     spec = {"config": config, "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup}
-    runs = {"focaledu_tensorflow": _run_child("keras", sys.executable, spec, {"KERAS_BACKEND": "tensorflow"})}
-    if not args.no_jax:
-        runs["focaledu_jax"] = _run_child("keras", sys.executable, spec, {"KERAS_BACKEND": "jax"})
-    runs["timm_torch"] = _run_child("timm", args.timm_python, spec, {})
-    for name, r in runs.items():
-        print(f"{name:20s} {r['images_per_second']:8.1f} img/s  ({r['framework']}, {r['parameters']} parameters)")
+    # Interleaved rounds, so that a change in the machine's load hits every framework alike.
+    rounds = []
+    for r in range(args.repeats):
+        measured = {}
+        for name in args.frameworks:
+            kind, backend, python = FRAMEWORKS[name]
+            env = {"KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT)} if backend else {}
+            measured[name] = _run_child(kind, pythons[python], spec, env)
+            print(f"round {r + 1}/{args.repeats}  {name:20s} {measured[name]['images_per_second']:8.1f} img/s",
+                  flush=True)
+        rounds.append(measured)
 
-    timm_ips = runs["timm_torch"]["images_per_second"]
+    runs = {}
+    for name in args.frameworks:
+        per_round = [m[name] for m in rounds]
+        ips = [m["images_per_second"] for m in per_round]
+        runs[name] = {**per_round[0], "images_per_second": statistics.median(ips), "repeats": ips,
+                      "first_step_seconds": [m["first_step_seconds"] for m in per_round],
+                      "seconds": [m["seconds"] for m in per_round]}
+    ratios = {}
+    for name in args.frameworks:
+        if name != "timm_torch" and "timm_torch" in runs:
+            ratios[name] = _spread([m[name]["images_per_second"] / m["timm_torch"]["images_per_second"] for m in rounds])
+    for name, r in runs.items():
+        print(f"{name:20s} median {r['images_per_second']:8.1f} img/s  ({r['framework']}, {r['parameters']} parameters)")
+
     record = {
         "benchmark": "throughput_vs_timm",
-        "ratio": runs["focaledu_tensorflow"]["images_per_second"] / timm_ips,
-        "ratio_meaning": "focaledu (TensorFlow, jit_compile=False) training images/s divided by timm (PyTorch) images/s",
-        "ratio_jax": runs["focaledu_jax"]["images_per_second"] / timm_ips if "focaledu_jax" in runs else None,
+        "ratio": ratios.get("focaledu_tensorflow", {}).get("median"),
+        "ratio_meaning": "per round, focaledu (TensorFlow, jit_compile=False) training images/s divided by timm "
+                         "(PyTorch) images/s; the median over rounds (ratios holds every backend's median, min, max)",
+        "ratios": ratios,
         "preset": args.preset,
         "model_overrides": overrides,
         "batch_size": args.batch_size,
         "steps": args.steps,
         "warmup_steps": args.warmup,
+        "repeats": args.repeats,
         "step": "forward + label-smoothed cross-entropy + backward + global-norm clip + AdamW update",
         "runs": runs,
         "epochs": None,
-        "train_seconds": sum(r["seconds"] for r in runs.values()),
+        "train_seconds": sum(sum(r["seconds"]) for r in runs.values()),
         "smoke": args.smoke,
-        "notes": "one run per framework; machine.load_average_1min says how busy the CPU was at the start",
+        "notes": "images_per_second is each framework's median over the interleaved rounds; repeats lists them. "
+                 "machine.load_average_1min says how busy the CPU was at the start",
         **training.run_info(shlex.join(["python", os.path.relpath(__file__, ROOT), *(argv or sys.argv[1:])])),
     }
-    record["versions"].update(runs["timm_torch"].get("versions", {}))
+    if "timm_torch" in runs:
+        record["versions"].update(runs["timm_torch"].get("versions", {}))
     out = args.out or (Path(tempfile.mkdtemp(prefix="focaledu-timm-")) if args.smoke else RESULTS)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "throughput_vs_timm.json"
     path.write_text(json.dumps(record, indent=2) + "\n")
     _plot(record, out / "throughput_vs_timm.png")
-    print(f"ratio (focaledu TF / timm) {record['ratio']:.2f}; wrote {path}")
+    for name, ratio in ratios.items():
+        print(f"{name} / timm: median {ratio['median']:.2f} (min {ratio['min']:.2f}, max {ratio['max']:.2f})")
+    print(f"wrote {path}")
     return record
 
 
@@ -211,12 +261,16 @@ def _plot(record, path):
     import matplotlib.pyplot as plt
 
     names = list(record["runs"])
-    fig, ax = plt.subplots(figsize=(5.5, 3.2))
-    ax.bar([n.replace("_", "\n") for n in names], [record["runs"][n]["images_per_second"] for n in names],
-           color=["C0", "C2", "C3"][: len(names)])
+    runs = [record["runs"][n] for n in names]
+    medians = [r["images_per_second"] for r in runs]
+    errors = [[m - min(r["repeats"]) for m, r in zip(medians, runs)], [max(r["repeats"]) - m for m, r in zip(medians, runs)]]
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    ax.bar([n.replace("_", "\n") for n in names], medians, yerr=errors, capsize=4,
+           color=["C0", "C2", "C1", "C3"][: len(names)])
     ax.set_ylabel("training images / s")
-    ax.set_title(f"{record['preset']}, batch {record['batch_size']}, {record['machine']['cpu_count']} CPU cores "
-                 f"(1-min load {record['machine'].get('load_average_1min')})", fontsize=9)
+    ax.set_title(f"{record['preset']}, batch {record['batch_size']}, {record['machine']['cpu_count']} CPU cores: "
+                 f"median and range of {record['repeats']} interleaved rounds\n"
+                 f"(1-min load {record['machine'].get('load_average_1min')} at the start)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

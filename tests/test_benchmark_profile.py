@@ -9,6 +9,8 @@ never asserted, only what the summary adds up.
 """
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -16,7 +18,7 @@ import numpy as np
 import pytest
 
 from focaledu import training
-from benchmark_smoke import run_smoke
+from benchmark_smoke import BENCHMARKS, run_smoke
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -244,3 +246,22 @@ def test_pipeline_ab_smoke_mode(tmp_path):
     for key in ("command", "machine", "versions", "date"):
         assert key in record, key
     assert (tmp_path / "pipeline_ab.png").is_file()
+
+
+def test_throughput_vs_timm_smoke_mode_interleaves_rounds(tmp_path):
+    record = run_smoke("throughput_vs_timm", tmp_path, "--frameworks", "focaledu_tensorflow", "--repeats", "2")
+    run = record["runs"]["focaledu_tensorflow"]
+    assert record["repeats"] == 2 and len(run["repeats"]) == 2 and len(run["seconds"]) == 2
+    assert run["images_per_second"] == pytest.approx(sorted(run["repeats"])[0] / 2 + sorted(run["repeats"])[1] / 2)
+    assert run["repeats"] == pytest.approx([record["batch_size"] * record["steps"] / t for t in run["seconds"]])
+    assert record["ratios"] == {} and record["ratio"] is None  # no timm, no ratio
+    for key in ("command", "machine", "versions", "date"):
+        assert key in record, key
+    assert (tmp_path / "throughput_vs_timm.png").is_file()
+
+
+def test_throughput_vs_timm_names_a_missing_torch_python(tmp_path):
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "throughput_vs_timm.py"), "--smoke", "--torch-python",
+                           str(tmp_path / "nope"), "--out", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode != 0 and "--torch-python" in proc.stderr and "make test-torch" in proc.stderr
+    assert not (tmp_path / "throughput_vs_timm.json").exists()
