@@ -45,9 +45,9 @@ $(STAMP): $(LOCK) pyproject.toml
 # The notebooks run strictly (--nbval): every stored output must equal a fresh
 # run, except in cells tagged nbval-ignore-output (start-up logs, timings,
 # widgets, and results that depend on which data the machine has).
-PYTEST_TF  := $(BIN)/python -m pytest tests \
+PYTEST_TF  := $(BIN)/python -m pytest --durations=25 tests \
 	--nbval --nbval-current-env --nbval-cell-timeout=600 $(wildcard book/*.ipynb)
-PYTEST_JAX := $(BIN)/python -m pytest -m backends tests
+PYTEST_JAX := $(BIN)/python -m pytest --durations=15 -m backends tests
 
 test: venv
 	@status=0; \

@@ -59,7 +59,9 @@ def modulation_maps(model, images, blocks=None, batch_size=32):
         as NumPy arrays, at each block's own resolution.
     """
     images = np.asarray(images)
-    takes_pixels = getattr(model, "include_preprocessing", False)
+    from focaledu.array_pipeline import model_scale
+
+    takes_pixels = model_scale(model) == "pixels"
     if images.ndim != 4 or not ("float" in str(images.dtype) or (takes_pixels and images.dtype == np.uint8)):
         raise ValueError(
             "`images` must be a float array of shape (batch, height, width, channels) (uint8 too for a model "

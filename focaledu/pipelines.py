@@ -149,4 +149,8 @@ def preprocess_images(images, image_size=None, *, model=None):
 
     if model is None:
         return to_inputs(images, image_size)
-    return to_inputs(images, getattr(model, "image_size", image_size), model_scale(model))
+    size = getattr(model, "image_size", None)
+    if image_size is not None and size is not None and tuple(image_size) != tuple(size):
+        raise ValueError(f"image_size={tuple(image_size)} contradicts the model's image_size {tuple(size)}; "
+                         "pass model= alone (its size is used) or image_size= alone")
+    return to_inputs(images, size if size is not None else image_size, model_scale(model))

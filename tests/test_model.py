@@ -72,6 +72,9 @@ def test_include_preprocessing_takes_pixels_as_they_come():
     for images in (pixels, pixels.astype("float32")):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(raw(images)), expected, atol=1e-5)
     np.testing.assert_array_equal(training.preprocess_images(pixels, model=raw), pixels.astype("float32"))
+    np.testing.assert_array_equal(training.preprocess_images(pixels, (32, 48), model=raw), pixels.astype("float32"))
+    with pytest.raises(ValueError, match=r"image_size=\(32, 32\) contradicts the model's image_size \(32, 48\)"):
+        training.preprocess_images(pixels, (32, 32), model=raw)
     block = raw.block_names[-1]
     np.testing.assert_allclose(interpret.modulation_maps(raw, pixels)[block]["modulator"],
                                interpret.modulation_maps(plain, training.preprocess_images(pixels))[block]["modulator"],
