@@ -44,14 +44,11 @@ RUN_FACTS = ("preset", "model_config", "parameters", "epochs", "seed", "recipe",
              "versions", "date")
 
 
-def accuracy(model, images, labels, batch_size: int = 250) -> float:
-    """Top-1 accuracy of ``model`` on raw ``uint8`` images: ``focaledu.training.evaluate``'s."""
-    from focaledu.array_pipeline import ArrayPipeline, model_scale
+def accuracy(model, images, labels) -> float:
+    """Top-1 accuracy of ``model`` on raw ``uint8`` images (``focaledu.training.evaluate``)."""
     from focaledu.training import evaluate
 
-    batches = ArrayPipeline(images, labels, batch_size, image_size=getattr(model, "image_size", None),
-                            scale=model_scale(model))
-    return evaluate(model, batches)["accuracy"]
+    return evaluate(model, (images, labels))["accuracy"]
 
 
 def _write_npz(path, arrays: dict) -> None:

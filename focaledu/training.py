@@ -85,7 +85,8 @@ def evaluate(model, dataset, batch_size: int = 250, flip: bool = False) -> dict:
     Args:
         model: a FocalNet (compiled or not); its ``image_size`` decides resizing, and
             its ``include_preprocessing`` whether an ``ImageDataset``'s images are standardised.
-        dataset: an ``ImageDataset``, a ``tf.data`` pipeline or an
+        dataset: an ``ImageDataset`` (its test split), a tuple ``(images,
+            labels)`` of raw pixels, a ``tf.data`` pipeline or an
             :class:`~focaledu.array_pipeline.ArrayPipeline` of
             ``(images, labels)`` (integer or one-hot labels).
         batch_size: for an ``ImageDataset`` (pipelines keep their own).
@@ -99,8 +100,11 @@ def evaluate(model, dataset, batch_size: int = 250, flip: bool = False) -> dict:
     from focaledu.array_pipeline import ArrayPipeline, model_scale
 
     if hasattr(dataset, "x_test"):
-        size = tuple(getattr(model, "image_size", dataset.x_test.shape[1:3]))
-        dataset = ArrayPipeline(dataset.x_test, dataset.y_test, batch_size, image_size=size, scale=model_scale(model))
+        dataset = (dataset.x_test, dataset.y_test)
+    if isinstance(dataset, tuple):
+        images, labels = dataset
+        size = tuple(getattr(model, "image_size", np.shape(images)[1:3]))
+        dataset = ArrayPipeline(images, labels, batch_size, image_size=size, scale=model_scale(model))
     # One pass over the batches, each label kept with its image: a reshuffling
     # pipeline read twice (labels, then predictions) would pair them at random.
     # The preprocessed batches are held in memory (123 MB for CIFAR-10's test

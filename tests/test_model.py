@@ -83,6 +83,7 @@ def test_include_preprocessing_takes_pixels_as_they_come():
         interpret.modulation_maps(plain, pixels)
     dataset = synthetic_cifar10(n_train=10, n_test=20, seed=0)  # 32 x 32, resized to the models' 32 x 48
     assert training.evaluate(raw, dataset)["loss"] == pytest.approx(training.evaluate(plain, dataset)["loss"], abs=1e-5)
+    assert training.evaluate(raw, (dataset.x_test, dataset.y_test)) == training.evaluate(raw, dataset)
 
 
 @pytest.mark.backends
