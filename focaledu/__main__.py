@@ -1,28 +1,12 @@
 """Command line: ``python -m focaledu train | evaluate | student-notebooks | autograde | export-nbgrader``.
 
-Examples::
+Example::
 
-    # about a minute on a laptop CPU, no CIFAR-10 needed
-    python -m focaledu train --preset focalnet_cifar_tiny --epochs 3 --data synthetic \\
-        --out runs/quick --profile quick
+    python -m focaledu train --preset focalnet_cifar_tiny --epochs 3 --data synthetic --out runs/quick
 
-    # the full recipe on a local copy of CIFAR-10 (zip, tar.gz, batches dir, ...)
-    python -m focaledu train --preset focalnet_cifar_tiny --epochs 30 \\
-        --data ~/data/cifar10-jpeg.zip --out runs/tiny --profile full
-
-    python -m focaledu evaluate --model runs/tiny/model.keras --data ~/data/cifar10-jpeg.zip
-
-    # instructors: notebooks without solutions, then grade what students hand in
-    python -m focaledu student-notebooks --out student/   # from a clone; else add --book PATH
-    python -m focaledu autograde submissions/*.ipynb
-    python -m focaledu export-nbgrader --out course/      # the same exercises as an nbgrader course
-
-Without ``--data``, CIFAR-10 is looked up as ``focaledu.data.load_cifar10()``
-does ($FOCALEDU_CIFAR10, the Keras cache, a download); if that fails the
-command exits with status 1 and the loader's instructions. Re-running an
-interrupted ``train`` with the same ``--out`` and arguments resumes after the
-last completed epoch (``out/backup``); with other training arguments it exits
-with status 2 and names them (``out/settings.json`` keeps the run's).
+Without ``--data``, CIFAR-10 is found as ``focaledu.data.load_cifar10()`` finds it (exit status 1 if
+it is not). Re-running ``train`` with the same ``--out`` and arguments resumes after the last
+completed epoch; with other arguments it exits with status 2.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
 """Argument checks shared by the layers and the model.
 
-Every check raises ``ValueError`` naming the argument, the value received and
-what is accepted, so a typo in a config fails at construction instead of deep
-inside a shape error.
+Each raises ``ValueError`` naming the argument, the value received and what is accepted.
 """
 
 import numbers

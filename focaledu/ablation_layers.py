@@ -1,23 +1,6 @@
-"""Chapter 10's ablations as layers: the official ones with a part switched off.
+"""Chapter 10's ablations as layers: the official layers with a part switched off.
 
-* ``AblatedFocalModulation(gating=False)``: uniform gates. Every level, the
-  global one included, is weighted by the same constant 1 instead of its
-  learned per-token gate, so the aggregate is the plain sum ``sum_l z^l``
-  (the mean with ``normalize_modulator``). ``h`` is linear, so any other
-  constant would only rescale its kernel: what is lost is the per-token,
-  per-level selection. ``f`` has no gate channels: ``(dim + 1) (L + 1)``
-  fewer parameters (``dim (L + 1)`` without ``bias``).
-* ``AblatedFocalModulation(global_context=False)``: no level ``L + 1``; every
-  output depends only on the receptive field of the last convolution. ``f``
-  has one gate channel less; ``normalize_modulator`` divides by ``L``.
-* ``AblatedFocalNetBlock(pre_norm=False)``: no LayerNorm before the token
-  mixer, the keras.io tutorial's block, ``x + drop_path(gamma_1 *
-  modulation(x))`` (the MLP keeps ``norm2``). The mixer then sees the raw
-  residual stream, whose scale grows with depth.
-* ``AblatedFocalNet``: a ``FocalNet`` whose blocks take the three switches.
-
-Every switch defaults to the official layer, whose weights the ablated layer
-then has, name for name.
+Every switch defaults to the official layer, whose weights the ablated layer then has, name for name.
 """
 
 import keras
@@ -45,11 +28,7 @@ class AblatedFocalModulation(FocalModulation):
         global_context: include the global level ``L + 1`` (True, official).
         **kwargs: ``FocalModulation``'s arguments.
 
-    Only the aggregation differs from the official layer (``_aggregate``).
-    ``return_modulation`` returns the weights the levels got: always
-    ``L + 1`` channels, the global one last, so the plotting helpers work for
-    every variant (ones without gating, a zero global channel without global
-    context).
+    ``return_modulation`` always returns ``L + 1`` level weights, the global one last, for every variant.
     """
 
     def __init__(self, *args, gating=True, global_context=True, **kwargs):
@@ -107,9 +86,7 @@ class AblatedFocalNetBlock(FocalNetBlock):
 
     Args:
         gating, global_context: see ``AblatedFocalModulation`` (focal mixer only).
-        pre_norm: LayerNorm ``norm1`` before the token mixer (True, official).
-            False removes it (``2 * dim`` fewer parameters); a post-norm block
-            (``use_postln=True``) has no norm there to remove.
+        pre_norm: LayerNorm ``norm1`` before the token mixer (True, official); a post-norm block has none to remove.
         **kwargs: ``FocalNetBlock``'s arguments.
     """
 
@@ -143,8 +120,7 @@ class AblatedFocalNet(FocalNet):
     """``FocalNet`` whose blocks are ``AblatedFocalNetBlock``.
 
     Args:
-        gating, global_context, pre_norm: passed to every block (see
-            ``AblatedFocalNetBlock``); the defaults build the official model.
+        gating, global_context, pre_norm: passed to every block; the defaults build the official model.
         **kwargs: ``FocalNet``'s arguments.
     """
 

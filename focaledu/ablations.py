@@ -1,24 +1,7 @@
-"""Chapter 10's ablations: which parts of a FocalNet matter on CIFAR-10?
+"""Chapter 10's ablations: variants of ``focalnet_cifar_tiny`` (:data:`VARIANTS`) trained and compared on CIFAR-10.
 
-Every variant is the preset ``focalnet_cifar_tiny`` (patch 4, width 64,
-depths 2-2-2, two focal levels, 2.28 M parameters) with a few constructor
-overrides (:data:`VARIANTS`):
-
-* ``levels_1``, ``levels_3``, ``levels_4``: the number of focal levels ``L``
-  (the baseline has 2);
-* ``uniform_gates``: every level weighted by 1 instead of its learned gate;
-* ``no_global``: no global-context level;
-* ``no_prenorm``: no LayerNorm before the token mixer (the keras.io tutorial);
-* ``attention``, ``dwconv``: the token mixer swapped for multi-head
-  self-attention (with a relative position bias) or a depthwise-convolution
-  stack, at an equal parameter budget: their MLPs are widened or narrowed
-  (``mlp_ratio``, found by :func:`matched_mlp_ratio`) until the whole model
-  has the baseline's parameter count within 0.1 %.
-
-:func:`run_variant` trains one variant with ``focaledu.training.fit`` and
-returns a JSON-ready record; ``benchmarks/ablations.py`` runs them all into
-``benchmarks/results/ablations.json``, which :func:`load_results`,
-:func:`results_table` and :func:`plot_results` read back.
+``benchmarks/ablations.py`` runs every variant with :func:`run_variant`; :func:`load_results`,
+:func:`results_table` and :func:`plot_results` read the results back.
 """
 
 from __future__ import annotations
@@ -138,11 +121,7 @@ def matched_mlp_ratio(overrides: dict, target: int, step: float = 1 / 64, span: 
                       preset: str = PRESET) -> float:
     """The ``mlp_ratio`` that brings ``preset`` with ``overrides`` closest to ``target`` parameters.
 
-    An MLP of width ``dim`` and hidden width ``n`` has ``(2 dim + 1) n + dim``
-    parameters, so the count is known for every ratio once the model has been
-    built at one: the search builds a single model and scans ratios
-    ``mlp_ratio +- span`` in steps of ``step`` (1/64 keeps every stage's
-    hidden width ``int(dim * ratio)`` a whole multiple of the ratio's step).
+    Scans ``mlp_ratio +- span`` in steps of ``step`` from the parameter count of one built model.
     """
     from focaledu.ablation_layers import AblatedFocalNet
     from focaledu.model import preset_config
@@ -181,20 +160,12 @@ def run_variant(name: str, data=None, out_dir=None, *, profile="quick", epochs=N
 
     Args:
         name: a :data:`VARIANTS` name.
-        data, out_dir, profile, epochs, seed, verbose, command, recipe_overrides:
-            as ``training.fit`` (an ``ImageDataset`` avoids reloading the data
-            for every variant).
+        data, out_dir, profile, epochs, seed, verbose, command, recipe_overrides: as ``training.fit``.
         model_overrides: applied after the variant's own (e.g. a tiny width for smoke tests).
 
     Returns:
-        A JSON-ready dict: ``variant``, ``description``, ``group``, ``seed``,
-        ``model_overrides``, ``parameters``, ``test_accuracy``, ``test_loss``,
-        ``test_images``, ``best_val_accuracy``, ``train_seconds`` (``model.fit``,
-        validation included), ``seconds`` (the whole call: data, build,
-        training, test), ``images_per_second`` (training images per second of
-        ``model.fit``), ``settings`` (epochs, training images, steps, batch,
-        warm-up and decay steps, the recipe), ``data`` (its ``source_label``),
-        ``history``, ``command``, ``machine``, ``versions`` and ``date``.
+        A JSON-ready dict: the variant, its parameters, test accuracy and loss, timings, settings,
+        history and provenance (``command``, ``machine``, ``versions``, ``date``).
     """
     from focaledu import training
     from focaledu.ablation_layers import AblatedFocalNet
@@ -254,10 +225,9 @@ def run_variant(name: str, data=None, out_dir=None, *, profile="quick", epochs=N
 def merge_run(path, record: dict, header: dict | None = None) -> dict:
     """Adds ``record`` to the results file at ``path`` and returns the file's content.
 
-    A run of the same variant and seed is replaced; the others are kept, so a
-    benchmark that stops half-way keeps every finished run. ``header`` (the
-    top-level fields: benchmark, budget, command, ...) replaces the file's. The
-    file is written atomically.
+    A run of the same variant and seed is replaced.
+
+    ``header`` replaces the file's top-level fields; the file is written atomically.
     """
     path = Path(path)
     results = json.loads(path.read_text()) if path.exists() else {}
@@ -274,11 +244,7 @@ def merge_run(path, record: dict, header: dict | None = None) -> dict:
 
 
 def load_results(path=None, name="ablations") -> dict | None:
-    """The ablation runs in ``path`` (None when that file does not exist), else the recorded result ``name``.
-
-    ``name`` is a result the package ships (:func:`focaledu.records.load_result`),
-    e.g. ``"ablations_15ep"``, so a chapter opened alone finds it too.
-    """
+    """The ablation runs in ``path`` (None if it does not exist), else the packaged result ``name``."""
     if path is None:
         return load_result(name)
     path = Path(path)
@@ -286,15 +252,7 @@ def load_results(path=None, name="ablations") -> dict | None:
 
 
 def summarize(results: dict) -> list[dict]:
-    """One row per variant (in :data:`VARIANTS` order): mean over seeds and the difference to the baseline.
-
-    Each row: ``variant``, ``description``, ``parameters``, ``seeds``,
-    ``test_accuracy`` (mean), ``test_accuracy_std`` (over seeds; 0 for one),
-    ``delta`` (minus the baseline's mean, None without a baseline),
-    ``z`` (of that difference, :func:`z_score`; None for the baseline),
-    ``train_seconds`` (mean), ``images_per_second`` (mean), ``epochs``,
-    ``train_images``, ``test_images`` and ``source_label``.
-    """
+    """One row per variant (in :data:`VARIANTS` order): means over seeds, ``delta`` to the baseline and its ``z``."""
     by_variant: dict[str, list[dict]] = {}
     for run in results.get("runs", []):
         by_variant.setdefault(run["variant"], []).append(run)
@@ -328,19 +286,12 @@ def summarize(results: dict) -> list[dict]:
 
 
 def standard_error(acc_a, acc_b, n):
-    """Standard error of the difference ``acc_a - acc_b`` of two accuracies, each measured on ``n`` images.
-
-    Each accuracy keeps its own binomial variance ``a (1 - a) / n``; the noise of
-    training (another seed) is not in it.
-    """
+    """Standard error of ``acc_a - acc_b``, two accuracies on ``n`` images each (test-set noise only)."""
     return math.sqrt(acc_a * (1 - acc_a) / n + acc_b * (1 - acc_b) / n)
 
 
 def z_score(acc_a, acc_b, n):
-    """z of the difference ``acc_a - acc_b``: the difference over its :func:`standard_error`.
-
-    0 for equal accuracies, also when both are 0 or 1 (no variance to divide by).
-    """
+    """The difference ``acc_a - acc_b`` over its :func:`standard_error`; 0 for equal accuracies."""
     if acc_a == acc_b:
         return 0.0
     return (acc_a - acc_b) / standard_error(acc_a, acc_b, n)
@@ -351,13 +302,7 @@ def _plural(n, word):
 
 
 def results_table(results: dict) -> str:
-    """A plain-text table of :func:`summarize`, with each run's settings.
-
-    Columns: parameters, epochs, images trained on per epoch, runs (one per
-    seed), test accuracy (mean +- std over seeds), its difference to the
-    baseline in percentage points and that difference's z-score,
-    ``model.fit`` seconds and training images per second.
-    """
+    """A plain-text table of :func:`summarize`, with each run's settings."""
     rows = summarize(results)
     lines = [f"{'variant':14s} {'parameters':>10s} {'epochs':>6s} {'imgs/ep':>7s} {'runs':>4s} "
              f"{'test acc':>8s} {'vs base':>8s} {'z':>6s} {'train s':>8s} {'img/s':>6s}"]
@@ -374,8 +319,7 @@ def results_table(results: dict) -> str:
 
 
 def plot_differences(results: dict, ax=None):
-    """Each variant's test accuracy minus the baseline's, in points, with the band of
-    two standard errors of a difference (test-set noise only). Returns the figure."""
+    """Each variant's test accuracy minus the baseline's, in points, with a two-standard-error band."""
     import matplotlib.pyplot as plt
 
     rows = [r for r in summarize(results) if r["z"] is not None]

@@ -1,21 +1,8 @@
 """Input pipelines without TensorFlow: NumPy batches through ``keras.utils.PyDataset``.
 
-The ``tf.data`` pipelines of :mod:`focaledu.data` need TensorFlow even when the
-model runs on JAX. Where TensorFlow is not installed (a JAX-only GPU machine,
-``pip install focaledu jax``), :class:`ArrayPipeline` gives ``model.fit`` the
-same batches from NumPy: seeded shuffle, per-image padded random crop and
-horizontal flip on ``uint8`` images, ``/255`` and CIFAR-10 standardisation.
-
-Every batch draws from its own generator seeded by ``(seed, epoch, index)``,
-so the batches do not depend on the order in which worker threads fetch
-them: with the same seed two pipelines give identical epochs. They are not
-the same random draws as the ``tf.data`` pipeline's (another generator).
-
-It also mixes batches (:func:`mix_batch`), which the ``tf.data`` pipeline
-does not: the official FocalNet uses timm's ``Mixup``, one mixing weight per
-batch and Mixup or CutMix picked per batch, while ``keras.layers.MixUp``
-draws a weight per image and has no switch. Mixing in NumPy gives both
-backends the same batches from the same seed.
+:class:`ArrayPipeline` gives ``model.fit`` the batches of :mod:`focaledu.data`'s ``tf.data`` pipeline
+(seeded shuffle, padded random crop, flip, standardisation) where TensorFlow is not installed, and can
+mix batches as timm's ``Mixup`` (:func:`mix_batch`).
 """
 
 from __future__ import annotations
@@ -36,9 +23,9 @@ SCALES = ("standardize", "unit", "pixels")
 def to_inputs(images, image_size=None, scale: str = "standardize") -> np.ndarray:
     """Pixels in 0-255 to ``float32`` model inputs, resized (bilinear) when ``image_size`` differs.
 
-    ``scale``: ``"standardize"``: ``/255``, then the CIFAR-10 mean and std per
-    channel; ``"unit"``: ``/255`` only; ``"pixels"``: unchanged, for a
-    ``FocalNet(include_preprocessing=True)``, which does the rest itself.
+    Args:
+        scale: ``"standardize"`` (``/255``, then CIFAR-10 mean and std), ``"unit"`` (``/255``) or
+            ``"pixels"`` (unchanged, for ``FocalNet(include_preprocessing=True)``).
     """
     _validate.choice("scale", scale, SCALES)
     images = np.asarray(images).astype("float32")
@@ -73,11 +60,8 @@ def mix_batch(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, 
               cutmix_alpha: float = 0.0, switch_prob: float = 0.5):
     """Mixup or CutMix of a batch with its reverse, as timm's ``Mixup`` (``mode="batch"``).
 
-    One ``lam ~ Beta(alpha, alpha)`` for the whole batch; image ``i`` is mixed
-    with image ``n - 1 - i`` and so are the one-hot ``labels``. With both
-    alphas above 0, CutMix is picked with probability ``switch_prob``. CutMix
-    pastes a box of area ``1 - lam`` (centre uniform, clipped at the border)
-    and then sets ``lam`` to the area actually kept (timm's ``correct_lam``).
+    One ``lam ~ Beta(alpha, alpha)`` per batch; CutMix is picked with probability ``switch_prob`` when both
+    alphas are above 0, and ``lam`` is corrected to the pasted box's area.
     """
     if mixup_alpha <= 0 and cutmix_alpha <= 0:
         return images, labels
@@ -102,6 +86,9 @@ def mix_batch(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, 
 class ArrayPipeline(keras.utils.PyDataset):
     """Batches of ``(float32 images, labels)`` from ``uint8`` arrays, standardised unless ``scale`` says otherwise.
 
+    Batch ``index`` of ``epoch`` draws from a generator seeded by ``(seed, epoch, index)``, so batches do not
+    depend on worker order.
+
     Args:
         x, y: images ``(N, H, W, C)`` (``uint8``, 0-255) and integer labels.
         batch_size: images per batch.
@@ -112,10 +99,8 @@ class ArrayPipeline(keras.utils.PyDataset):
         scale: :func:`to_inputs`'s: ``"standardize"``, ``"unit"`` or ``"pixels"``.
         num_classes: if given, labels are one-hot ``float32``.
         image_size: resize (bilinear) to this ``(height, width)`` when it differs.
-        mixup_alpha, cutmix_alpha, mix_switch_prob: :func:`mix_batch` on every
-            batch (needs ``num_classes``; 0: off).
-        **kwargs: ``keras.utils.PyDataset``'s ``workers``, ``use_multiprocessing``,
-            ``max_queue_size``.
+        mixup_alpha, cutmix_alpha, mix_switch_prob: :func:`mix_batch` on every batch (needs ``num_classes``; 0: off).
+        **kwargs: ``keras.utils.PyDataset``'s ``workers``, ``use_multiprocessing``, ``max_queue_size``.
     """
 
     def __init__(self, x, y, batch_size: int = 128, *, seed: int = 0, augment: bool = False, shuffle: bool = False,

@@ -1,18 +1,4 @@
-"""Self-attention from scratch, the token mixer that focal modulation replaces.
-
-* ``scaled_dot_product_attention``: ``softmax(Q K^T / sqrt(d_k)) V``;
-* ``MultiHeadSelfAttention``: the ViT/timm attention layer, weight-compatible
-  with ``keras.layers.MultiHeadAttention`` (see ``to_keras_mha``);
-* ``WindowAttention``: Swin's (shifted) window attention with its relative
-  position bias, the baseline the FocalNet paper compares against
-  (``FocalNetBlock(mixer="window")``);
-* ``SelfAttentionBlock``: a pre-norm ViT block with the same ``(B, H, W, C)``
-  interface as ``focaledu.FocalNetBlock``, so chapters can swap the mixer;
-* ``self_attention_1d`` and ``focal_modulation_1d``: tiny single-sequence
-  versions of both mixers, small enough to check by hand (Chapter 2).
-
-Only ``keras.ops`` is used, so everything runs on every Keras backend.
-"""
+"""Self-attention from scratch, the token mixer that focal modulation replaces; ``keras.ops`` only."""
 
 import math
 
@@ -56,9 +42,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, return_scores=False):
 def masked_softmax(scores, mask=None):
     """``softmax`` over the last axis, with ``MASK_VALUE`` where ``mask`` is False.
 
-    Half-precision scores (mixed precision) are masked and normalised in
-    float32, where ``MASK_VALUE`` is finite, and the weights come back in the
-    scores' dtype; float32 scores are computed as they are.
+    Half-precision scores are masked and normalised in float32, where ``MASK_VALUE`` is finite.
     """
     dtype = keras.backend.standardize_dtype(scores.dtype)
     if dtype in ("float16", "bfloat16"):
@@ -93,11 +77,7 @@ def _tokens(x):
 
 
 def attention_output_spec(x, num_heads, dtype, return_attention_scores=False):
-    """Symbolic outputs of an attention layer on ``x``: the tokens, and the ``(B, heads, N, N)`` weights if asked.
-
-    Needed because Keras infers a single output from ``compute_output_shape``;
-    with ``return_attention_scores=True`` there are two.
-    """
+    """Symbolic outputs of an attention layer on ``x``: the tokens, and the ``(B, heads, N, N)`` weights if asked."""
     y = keras.KerasTensor(x.shape, dtype=dtype)
     if not return_attention_scores:
         return y
@@ -108,36 +88,19 @@ def attention_output_spec(x, num_heads, dtype, return_attention_scores=False):
 
 @keras.saving.register_keras_serializable(package="focaledu")
 class MultiHeadSelfAttention(layers.Layer):
-    """Multi-head self-attention over all tokens, timm ``Attention`` style.
-
-    ``q``, ``k`` and ``v`` are separate ``Dense(dim)`` layers (timm fuses them
-    into one ``qkv``; the maths is the same) and ``proj`` is the output
-    projection. Each of the ``num_heads`` heads attends with its own
-    ``dim // num_heads`` channels.
-
-    Attention alone does not know where tokens are: permuting the tokens
-    permutes the output. ``relative_position_bias=True`` adds Swin's learned
-    bias ``B[h, i - j]`` to every head's scores, one number per head and
-    relative offset on the ``H x W`` grid (a table of ``(2H - 1)(2W - 1)``
-    rows), so attention can prefer near or far tokens; it needs feature-map
-    inputs of a fixed size.
+    """Multi-head self-attention over all tokens, timm ``Attention`` style (separate ``q``, ``k``, ``v`` and ``proj``).
 
     Args:
         dim: channels of the input and output.
         num_heads: number of heads; must divide ``dim``.
-        qkv_bias: biases in ``q``, ``k`` and ``v`` (timm's default is False,
-            ViT's and Keras' are True).
+        qkv_bias: biases in ``q``, ``k`` and ``v``.
         attn_drop: dropout on the attention weights.
         proj_drop: dropout after ``proj``.
-        relative_position_bias: add Swin's learned relative position bias to
-            the scores (``(2H - 1)(2W - 1) * num_heads`` parameters).
+        relative_position_bias: add Swin's learned relative position bias (needs a fixed-size feature map).
 
     Call arguments:
-        x: tokens ``(B, N, dim)`` or a feature map ``(B, H, W, dim)``, whose
-            ``H * W`` positions all attend to each other; the output has the
-            shape of ``x``.
-        return_attention_scores: also return the attention weights
-            ``(B, num_heads, N, N)`` (``N = H * W`` for a feature map).
+        x: tokens ``(B, N, dim)`` or a feature map ``(B, H, W, dim)``; the output has the shape of ``x``.
+        return_attention_scores: also return the weights ``(B, num_heads, N, N)`` (``N = H * W`` for a map).
     """
 
     def __init__(self, dim, num_heads=1, qkv_bias=True, attn_drop=0.0, proj_drop=0.0,
@@ -241,12 +204,7 @@ class MultiHeadSelfAttention(layers.Layer):
 
 
 def relative_position_index(height, width):
-    """Swin's ``(N * N,)`` index into the relative position bias table, ``N = height * width``.
-
-    Entry ``i * N + j`` is the table row of the offset from token ``j`` to
-    token ``i`` (row-major tokens): ``(dy + height - 1) * (2 * width - 1) + dx + width - 1``
-    with ``(dy, dx) = (y_i - y_j, x_i - x_j)``, so equal offsets share a row.
-    """
+    """Swin's ``(N * N,)`` index into the relative position bias table, ``N = height * width``."""
     rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
     coords = np.stack([rows.ravel(), cols.ravel()])  # (2, N)
     offsets = coords[:, :, None] - coords[:, None, :]  # (2, N, N)
@@ -258,18 +216,12 @@ def relative_position_index(height, width):
 
 
 def window_plan(height, width, window_size, shift_size=0):
-    """How ``WindowAttention`` tiles a ``height x width`` map: ``(window_h, window_w, shift)``.
+    """How ``WindowAttention`` tiles a ``height x width`` map: ``(window_h, window_w, shift)``, as Swin.
 
-    As Swin (``SwinTransformerBlock``): a map whose smaller side is not larger
-    than ``window_size`` is not split into windows of that size. When both
-    sides fit in one window the window is the whole map, ``(height, width)``;
-    when only the smaller side does, the window shrinks to a square of that
-    side. In both cases there is nothing to shift, so ``shift = 0``.
-    Otherwise the windows are ``window_size x window_size`` and the shift is
-    ``shift_size``. The windows must tile the map exactly: we do not pad
-    (Swin v1's detection code pads the map; its classification code, like
-    this one, needs sizes that divide), and raise ``ValueError`` naming
-    ``window_size`` and the map size when they do not.
+    A map whose smaller side fits in ``window_size`` is not split that way and not shifted.
+
+    Raises:
+        ValueError: if the windows do not tile the map exactly (no padding).
     """
     height = _validate.positive_int("height", height)
     width = _validate.positive_int("width", width)
@@ -293,15 +245,9 @@ def window_plan(height, width, window_size, shift_size=0):
 
 
 def shifted_window_mask(height, width, window, shift):
-    """Swin's attention mask for shifted windows: ``(num_windows, window**2, window**2)`` booleans.
+    """Swin's attention mask for shifted windows, ``(num_windows, window**2, window**2)`` booleans.
 
-    After the map is rolled by ``-shift`` along both axes, the last row and
-    column of windows hold tokens from opposite edges of the image. Swin
-    labels the map in 3 x 3 regions (slices ``[0, -window)``,
-    ``[-window, -shift)``, ``[-shift, end)`` of each axis); two tokens of a
-    window may attend to each other only when they come from the same
-    region. True where query ``i`` may attend to key ``j`` (Swin stores
-    ``-100`` where this is False and adds it to the scores).
+    True where query ``i`` may attend to key ``j``.
     """
     labels = np.zeros((height, width), dtype="int32")
     bounds = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
@@ -319,47 +265,22 @@ def shifted_window_mask(height, width, window, shift):
 class WindowAttention(layers.Layer):
     """Swin's (shifted) window self-attention on a feature map (Liu et al., 2021).
 
-    The ``H x W`` map is cut into non-overlapping ``M x M`` windows
-    (``M = window_size``) and multi-head self-attention runs inside each
-    window only, with a learned relative position bias: ``N / M^2`` windows
-    of ``M^2`` tokens, so ``4 N C^2 + 2 N M^2 C`` MACs instead of global
-    attention's ``4 N C^2 + 2 N^2 C``: linear in ``N`` for a fixed window.
-
-    With ``shift_size > 0`` (Swin: ``M // 2`` on every second block) the map
-    is first rolled by ``-shift_size`` along height and width, so the windows
-    straddle the previous block's window borders and information crosses
-    them; the roll is undone afterwards. Tokens that the roll brought
-    together from opposite edges of the image are kept apart by Swin's
-    attention mask (``shifted_window_mask``).
-
-    ``window_plan`` says how a map is tiled: a map not larger than the window
-    is one window, unshifted (as Swin); otherwise ``window_size`` must divide
-    the height and the width (no padding), else the layer raises when it is
-    built. With one window covering the whole map, this layer computes
-    exactly ``MultiHeadSelfAttention(relative_position_bias=True)``.
-
-    Names follow Swin: ``qkv`` is one ``Dense(3 * dim)`` whose outputs are q,
-    k, v (each split into heads as ``split_heads`` does), ``proj`` the output
-    projection, and ``relative_position_bias_table`` holds
-    ``(2 M_h - 1)(2 M_w - 1)`` rows (``(2M - 1)^2`` for square windows) of
-    ``num_heads`` biases, read through ``relative_position_index`` of the
-    window.
+    Attention runs inside non-overlapping ``M x M`` windows with a learned relative position bias; with
+    ``shift_size > 0`` the map is rolled first and Swin's mask (``shifted_window_mask``) applied. Names
+    follow Swin (``qkv``, ``proj``, ``relative_position_bias_table``).
 
     Args:
         dim: channels of the input and output.
         num_heads: attention heads; must divide ``dim``.
-        window_size: side ``M`` of the square windows.
-        shift_size: cyclic shift of the windows, ``0 <= shift_size < window_size``
-            (Swin: 0 and ``window_size // 2`` on alternate blocks).
-        qkv_bias: biases in ``qkv`` (Swin: True).
+        window_size: side ``M`` of the square windows; must divide the map's sides (see ``window_plan``).
+        shift_size: cyclic shift of the windows, ``0 <= shift_size < window_size``.
+        qkv_bias: biases in ``qkv``.
         attn_drop: dropout on the attention weights.
         proj_drop: dropout after ``proj``.
 
     Call arguments:
         x: a feature map ``(B, H, W, dim)`` of a known size; the output has its shape.
-        return_attention_scores: also return the weights
-            ``(B, num_windows, num_heads, M^2, M^2)``, windows in row-major
-            order over the (rolled) map, tokens row-major inside a window.
+        return_attention_scores: also return the weights ``(B, num_windows, num_heads, M^2, M^2)``.
     """
 
     def __init__(self, dim, num_heads=1, window_size=7, shift_size=0, qkv_bias=True, attn_drop=0.0,
@@ -474,18 +395,11 @@ class WindowAttention(layers.Layer):
 
 
 def to_keras_mha(layer, input_shape=None):
-    """A ``keras.layers.MultiHeadAttention`` computing the same function as ``layer``.
-
-    Keras stores a head's projection as a ``(dim, heads, head_dim)`` einsum
-    kernel; ours is a ``(dim, dim)`` Dense kernel whose columns are grouped by
-    head, so a reshape is all it takes. Call the result as ``mha(x, x)``; on a
-    feature map Keras attends over height and width jointly, as we do.
+    """A ``keras.layers.MultiHeadAttention`` computing the same function as ``layer``; call it as ``mha(x, x)``.
 
     Args:
-        layer: a built ``MultiHeadSelfAttention`` with ``qkv_bias=True`` (Keras'
-            layer always has biases).
-        input_shape: the shape it will be called on; Keras builds for one rank.
-            Default ``(None, None, dim)``, tokens.
+        layer: a built ``MultiHeadSelfAttention`` with ``qkv_bias=True``.
+        input_shape: the shape it will be called on; default ``(None, None, dim)``, tokens.
     """
     if not isinstance(layer, MultiHeadSelfAttention) or not layer.built:
         raise ValueError("`layer` must be a built focaledu MultiHeadSelfAttention; call it once first.")
@@ -510,14 +424,7 @@ def to_keras_mha(layer, input_shape=None):
 
 @keras.saving.register_keras_serializable(package="focaledu")
 class SelfAttentionBlock(layers.Layer):
-    """A pre-norm ViT block, interchangeable with ``focaledu.FocalNetBlock``::
-
-        x = x + drop_path(gamma_1 * attn(norm1(x)))
-        x = x + drop_path(gamma_2 * mlp(norm2(x)))
-
-    Both blocks map ``(B, H, W, dim)`` to ``(B, H, W, dim)``, use the same
-    LayerNorm (eps 1e-5), MLP and stochastic depth, and differ only in the
-    token mixer: global attention here, focal modulation there.
+    """A pre-norm ViT block, interchangeable with ``focaledu.FocalNetBlock`` (only the token mixer differs).
 
     Args:
         dim: channels.
@@ -527,8 +434,7 @@ class SelfAttentionBlock(layers.Layer):
         drop: dropout after the attention projection and in the MLP.
         attn_drop: dropout on the attention weights.
         drop_path: stochastic depth rate of this block.
-        use_layerscale: learnable per-channel residual scales ``gamma_1``,
-            ``gamma_2`` initialised to ``layerscale_value``.
+        use_layerscale: learnable per-channel residual scales ``gamma_1``, ``gamma_2``.
         layerscale_value: their initial value.
 
     Call arguments:
@@ -615,14 +521,10 @@ class SelfAttentionBlock(layers.Layer):
 def self_attention_1d(x, wq, wk, wv, return_weights=False):
     """Single-head self-attention on one sequence: interaction, then aggregation.
 
-    ``y_i = sum_j a_ij v_j`` with ``a_ij = softmax_j(q_i . k_j / sqrt(d_k))``:
-    every query first interacts with every key (``N^2`` dot products), then the
-    values are aggregated with the resulting weights.
-
     Args:
         x: tokens ``(N, C)``.
         wq, wk: ``(C, d_k)`` projections; wv: ``(C, d_v)``.
-        return_weights: also return ``a``, ``(N, N)``.
+        return_weights: also return the weights ``(N, N)``.
     """
     q, k, v = ops.matmul(x, wq), ops.matmul(x, wk), ops.matmul(x, wv)
     return scaled_dot_product_attention(q, k, v, return_scores=return_weights)
@@ -665,11 +567,6 @@ def focal_modulation_1d(x, wq, wz, kernel, return_modulator=False):
 
 def focal_aggregation_matrix(n, kernel):
     """The ``(n, n)`` matrix ``A`` with ``modulator = A @ z`` in ``focal_modulation_1d``.
-
-    ``A = B + (1/n) 1 1^T B``, where the band ``B[i, i + t - K // 2] = kernel[t]``
-    is the local aggregation (zero padding) and the second term its global
-    average. ``A`` depends on positions only, whereas attention's weights
-    depend on the content of every pair of tokens.
 
     Args:
         n: number of tokens.

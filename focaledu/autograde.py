@@ -1,51 +1,8 @@
 """Autograding: the instructor's checks run on what the student wrote, not on what the notebook printed.
 
-``python -m focaledu autograde SUBMISSION.ipynb ... --book PATH`` grades each
-submission against the instructor's copy of its chapter (``PATH/<same file
-name>``, or ``PATH`` itself when it names one chapter notebook):
-
-1. The exercises come from the instructor's chapter: each code cell that calls
-   ``checks.<name>(...)`` is one exercise, worth ``# points: N`` when the
-   check cell holds that comment (or ``{"focaledu": {"points": N}}`` in its
-   metadata), else 1 point. A code cell tagged ``hidden-check`` right after it
-   holds more checks of the same exercise, which the student notebooks leave
-   out: the exercise scores its points only when its visible and hidden checks
-   all pass. The submission's metadata, tags and outputs are never read.
-2. The student's answer to a solution cell is every submission code cell that
-   defines (``def``/``class``) or assigns a name the stub of that solution
-   defines, the last definition of each name winning; a helper must therefore
-   sit in the same cell as the function it helps. An exercise left out is
-   graded on its stub (``not implemented``).
-3. The instructor's chapter runs in a fresh kernel with those answers in place
-   of its solution cells. The kernel imports ``focaledu`` from a private copy,
-   written per submission from the bytes the grader read before any submission
-   ran: a student cell that rewrites the installed package's files (or the
-   copy's) changes nothing for the other submissions, and is detected by
-   hashing both after the run (every exercise of that submission then scores 0).
-4. A prelude, run before any student code, imports every ``focaledu`` module
-   and snapshots the dictionaries of those modules and of ``numpy``, the
-   classes ``focaledu`` defines and the code of their functions. Each check
-   cell is rewritten to call the check through the grader, which first puts
-   the snapshot back (undoing monkeypatching, rebinding of ``checks``,
-   ``sys.modules`` replacements and reloads of rewritten files), then calls the
-   check, then verifies nothing was changed *during* the check and that it
-   returned a genuine ``CheckResult``; the result goes to a file at a random
-   path named only in that cell, read by the grader as soon as the cell ends.
-5. Each cell has a time limit: a cell that runs past it, or kills the kernel,
-   costs the exercise it belongs to (its solution is replaced by the stub and
-   the chapter runs again).
-   Interactive explorers (:func:`focaledu.student.is_explorer`) are not run:
-   they grade nothing, and nbclient can stall after them.
-
-Limits, honestly: student code runs in the same process as the check, as it
-must for a check to call the student's function. Code written *against this
-grader* (frame inspection or ``gc`` to reach the grader's objects, writing the
-result file, threads racing the check, ``ctypes``) can still forge a pass. Such
-code has to name the machinery it attacks, so every exercise whose answer uses
-one of :data:`SUSPICIOUS` is marked ``review`` in the report, the CSV and the
-Gradescope output, for an instructor to read. Only running the student's
-functions in another process, with the checks exchanging plain data with it,
-would close that gap.
+``python -m focaledu autograde SUBMISSION.ipynb ... --book PATH`` runs the instructor's chapter in a fresh
+kernel with the submission's definitions in place of its solution cells; ``book/appendix_instructors.md``
+describes the procedure and its limits. Answers that use one of :data:`SUSPICIOUS` are marked ``review``.
 """
 
 from __future__ import annotations
@@ -124,8 +81,8 @@ def _check_calls(source: str) -> list[ast.Call]:
 def exercises(nb) -> list[Exercise]:
     """The exercises of an instructor's chapter notebook, in order, each with its hidden checks.
 
-    Raises ValueError for a cell tagged ``hidden-check`` that calls no check or
-    has no check cell before it.
+    Raises:
+        ValueError: for a ``hidden-check`` cell that calls no check or has no check cell before it.
     """
     found, solution = [], None
     for i, cell in enumerate(nb.cells):
@@ -159,7 +116,10 @@ def _top_level_names(source: str) -> set[str]:
 
 
 def answers(instructor, submission) -> dict[int, str]:
-    """The submission's source for each solution cell of ``instructor`` (the stub when unanswered)."""
+    """The submission's source for each solution cell of ``instructor`` (the stub when unanswered).
+
+    An answer is every submission cell that defines a name the stub defines; the last definition wins.
+    """
     cells = [c.source for c in submission.cells if c.cell_type == "code"]
     defined = [_top_level_names(source) for source in cells]
     found = {}
@@ -272,7 +232,7 @@ def _hashes(root: Path) -> dict[str, str]:
 
 
 class Autograder:
-    """Grades submissions against instructor chapters; see the module's docstring.
+    """Grades submissions against instructor chapters (see ``book/appendix_instructors.md``).
 
     Args:
         book: a folder of chapter notebooks (matched by file name) or one chapter notebook.
@@ -335,10 +295,10 @@ class Autograder:
         return grades
 
     def _run(self, instructor, substitutes: dict[int, str]):
-        """Runs the chapter with ``substitutes``; returns (results, failure).
+        """Runs the chapter with ``substitutes``; returns ``(results, failure)``.
 
-        ``results`` maps check cell -> [record of each check call]; ``failure`` is
-        (solution cell to blame or None, message) when the run stopped early.
+        ``results`` maps check cell -> records of its check calls; ``failure`` is
+        ``(solution cell or None, message)`` when the run stopped early.
         """
         import nbformat
         from nbclient import NotebookClient
@@ -411,8 +371,10 @@ class Autograder:
 
 
 def _combined(found: list[list[dict]]) -> dict | None:
-    """One record for an exercise from those of its visible check and its hidden checks (in that order,
-    each ``[record]``, or ``[]`` when it did not run): passed only when all passed; None when one did not run."""
+    """One record for an exercise from its visible and hidden checks' records.
+
+    Passed only when all passed; None when one did not run.
+    """
     if not all(found):
         return None
     records = [r for [r] in found]
@@ -441,8 +403,7 @@ def autograde(submissions, book: Path | str, timeout: int = 300, kernel_name: st
 
 
 def student_of(submission: str, book: Path | str) -> str:
-    """The student a submission belongs to: its folder when the book is a folder (files are named after
-    the chapters), else the file's stem."""
+    """The student a submission belongs to: its folder when the book is a folder, else the file's stem."""
     path = Path(submission)
     return path.parent.name if Path(book).suffix != ".ipynb" else path.stem
 

@@ -1,8 +1,4 @@
-"""What a FocalNet block and a self-attention block share: LayerNorm, exact GELU, the MLP, layer scale.
-
-As in microsoft/FocalNet (and timm): PyTorch's LayerNorm epsilon and
-``nn.GELU``'s exact form. Only ``keras.ops``, so every backend runs them.
-"""
+"""What a FocalNet block and a self-attention block share: LayerNorm, exact GELU, the MLP, layer scale."""
 
 import keras
 from keras import layers, ops

@@ -1,16 +1,4 @@
-"""Keras callbacks for training FocalNets: the modulation monitor and run logs.
-
-* :class:`ModulationMonitor` saves, every ``N`` epochs, a figure of the gates
-  and the modulator of one block on fixed images: the keras.io tutorial's
-  ``TrainMonitor``, but read through :func:`focaledu.interpret.modulation_maps`
-  (the functional graph) instead of tensors stashed on layers, and drawn with
-  :func:`focaledu.figures.modulation_overlay`.
-* :class:`HistoryJSON` keeps ``history.json`` up to date after every epoch and
-  stays consistent across ``BackupAndRestore`` resumes.
-* :class:`EpochLogger` adds the optimizer's current learning rate and the
-  epoch's wall time to the epoch logs (so ``CSVLogger`` and the history
-  record them).
-"""
+"""Keras callbacks for training FocalNets: the modulation monitor (:class:`ModulationMonitor`) and run logs."""
 
 from __future__ import annotations
 
@@ -28,12 +16,9 @@ __all__ = ["EpochLogger", "HistoryJSON", "ModulationMonitor", "read_history"]
 
 
 class EpochLogger(keras.callbacks.Callback):
-    """Adds ``learning_rate`` and ``epoch_seconds`` to the epoch logs.
+    """Adds ``learning_rate`` (the optimizer's rate after the epoch) and ``epoch_seconds`` to the epoch logs.
 
-    ``learning_rate`` is the optimizer's rate after the epoch (the rate of the
-    next step; the last epoch shows the schedule's floor), ``epoch_seconds``
-    the wall time of the epoch including validation. Put it first in the
-    callback list so ``CSVLogger`` and the history see both.
+    Put it first in the callback list so ``CSVLogger`` and the history see both.
     """
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -60,13 +45,9 @@ def read_history(path, epochs: int | None = None) -> dict:
 
 
 class HistoryJSON(keras.callbacks.Callback):
-    """Writes the per-epoch logs to ``path`` as JSON after every epoch.
+    """Writes the per-epoch logs to ``path`` as JSON columns (plus a 0-based ``"epoch"``) after every epoch.
 
-    The file holds columns like ``History.history`` plus ``"epoch"``
-    (0-based, as ``CSVLogger`` writes it). Entries at or after the epoch being
-    written are replaced, so a run resumed by ``BackupAndRestore`` continues
-    the file instead of duplicating or losing epochs. Delete the file to start
-    a fresh history.
+    Entries at or after the epoch being written are replaced, so a ``BackupAndRestore`` resume continues the file.
     """
 
     def __init__(self, path):
@@ -92,10 +73,7 @@ class HistoryJSON(keras.callbacks.Callback):
 
 
 def _default_block(model) -> str | None:
-    """The last focal block of the first stage: the finest map that has seen a few blocks.
-
-    None when the model has no focal-modulation blocks (``mixer="attention"`` or ``"dwconv"``).
-    """
+    """The last focal block of the first stage; None when the model has no focal-modulation blocks."""
     names = list(model.modulation_outputs)
     if not names:
         return None
@@ -104,23 +82,16 @@ def _default_block(model) -> str | None:
 
 
 class ModulationMonitor(keras.callbacks.Callback):
-    """Saves a gates / modulator figure of fixed images every ``every`` epochs.
+    """Saves a gates / modulator figure of fixed images every ``every`` epochs; ``self.paths`` lists the files.
 
     Args:
-        images: raw images ``(B, H, W, 3)`` in 0..255 (``uint8`` as in
-            ``ImageDataset``); shown as they are and fed to the model after
-            ``preprocess``.
+        images: raw images ``(B, H, W, 3)`` in 0..255, fed to the model after ``preprocess``.
         every: save after epochs ``every``, ``2 * every``, ... (1-based).
         out_dir: where ``modulation_epoch_NNN.png`` files go.
-        block: block name (``model.block_names``); default the last block of
-            the first stage.
-        preprocess: raw images -> model inputs; default ``/255``, CIFAR-10
-            standardisation and resizing to the model's ``image_size`` (as the
-            training pipelines do).
+        block: block name (``model.block_names``); default the last block of the first stage.
+        preprocess: raw images -> model inputs; default the training pipelines' scaling and resizing.
         labels: optional caption per image.
         source_label: the data's provenance, put in the figure title.
-
-    ``self.paths`` lists the files written.
     """
 
     def __init__(self, images, every=1, out_dir="monitor", block=None, preprocess=None, labels=None,
@@ -152,8 +123,7 @@ class ModulationMonitor(keras.callbacks.Callback):
     def save(self, epoch: int) -> Path | None:
         """Writes the figure for the model's current weights, labelled ``epoch``.
 
-        Returns None, writing nothing, for a model without focal-modulation
-        blocks (an attention or depthwise-convolution ablation has no gates).
+        Returns None for a model without focal-modulation blocks.
         """
         import matplotlib.pyplot as plt
 

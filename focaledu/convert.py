@@ -1,11 +1,6 @@
-"""Load timm FocalNet weights into a focaledu model.
+"""Load timm FocalNet weights into a focaledu model: timm names mapped onto Keras variables, NCHW layouts transposed.
 
-timm stores FocalNet in NCHW with 1x1 convolutions for every linear map,
-downsampling at the start of stages 1.., and ``ls1.gamma`` / ``norm1_post``
-names for layer scale and post-norm. This module maps those names onto the
-Keras variables and transposes the layouts. Nothing here imports torch: a
-state dict is any mapping from timm names to arrays (``torch.Tensor``s work
-as long as they live on the CPU).
+A state dict is any mapping from timm names to arrays (CPU ``torch.Tensor``s work); torch is not imported.
 """
 
 import numpy as np
@@ -99,22 +94,18 @@ def _to_numpy(value):
 
 
 def load_timm_weights(model, state_dict, skip_prefixes=()):
-    """Copies a timm FocalNet ``state_dict`` into ``model`` (a ``focaledu.FocalNet``).
-
-    The model must be built with the matching config (``embed_dim``, ``depths``,
-    ``focal_levels``, ``focal_windows``, flags). Every tensor is checked first:
-    a missing, unexpected or mis-shaped tensor raises ``ValueError`` listing
-    all of them, and the model is left untouched.
+    """Copies a timm FocalNet ``state_dict`` into ``model``, built with the matching config.
 
     Args:
         model: a ``focaledu.FocalNet``.
         state_dict: mapping from timm parameter names to arrays.
-        skip_prefixes: names starting with these are ignored on both sides,
-            e.g. ``("head.",)`` to fine-tune an ImageNet checkpoint on a new
-            number of classes.
+        skip_prefixes: names starting with these are ignored on both sides, e.g. ``("head.",)``.
 
     Returns:
         The number of tensors copied.
+
+    Raises:
+        ValueError: listing every missing, unexpected or mis-shaped tensor; the model is left untouched.
     """
     if not hasattr(model, "modulation_outputs"):
         raise ValueError(f"`model` must be a focaledu.FocalNet; received {type(model).__name__}.")

@@ -1,34 +1,6 @@
-"""How a token mixer's cost grows with the number of tokens.
+"""How a token mixer's cost grows with the number of tokens: time, peak memory, largest tensor.
 
-``measure_mixer`` runs a layer on inputs of growing size and records, for each
-token count ``N``:
-
-* **time**: the median wall-clock time of a compiled forward pass
-  (``tf.function`` on TensorFlow, ``jax.jit`` on JAX, eager elsewhere), after a
-  warm-up call that traces and compiles it. Timings depend on the machine and
-  its load; compare slopes, not absolute numbers.
-* **peak memory**: the most bytes the forward pass holds at once beyond what
-  was allocated before it (``forward_peak_bytes``): on TensorFlow, the peak of
-  TensorFlow's own allocator during one call (``tf.config.experimental``'s
-  memory stats, CPU or GPU); on JAX, the temporaries plus the output of XLA's
-  buffer assignment for the compiled pass; on PyTorch, the most bytes the
-  tensors created by the eager pass hold at once, as torch's dispatcher sees
-  them. All three count every live tensor, which is what decides whether a
-  pass fits. Process-level numbers (RSS,
-  ``tracemalloc``) are not used: TensorFlow and XLA allocate outside Python
-  and reuse memory pools, so they say little about one call.
-* **largest tensor**: the size in bytes of the *largest single tensor* the
-  forward pass creates from its input, read from the traced computation graph
-  (TensorFlow's graph or JAX's jaxpr) or from the operations torch's
-  dispatcher runs, not estimated by hand. It is a lower
-  bound on the peak and it names the term that grows fastest: for
-  self-attention the ``B * heads * N * N`` score matrix.
-
-``window_attention_cost`` counts the parameters and MACs of Swin's window
-attention (``focaledu.attention.WindowAttention``), next to
-``focaledu.receptive``'s counts for global attention and focal modulation.
-``fit_power_law`` fits ``cost = a * N**p`` in log-log space and
-``plot_scaling`` draws the measurements with their fitted slopes.
+Also Swin window attention's counts (:func:`window_attention_cost`), power-law fits and plots.
 """
 
 from dataclasses import dataclass, field
@@ -46,21 +18,9 @@ def score_matrix_bytes(batch, heads, tokens, bytes_per_value=4):
 
 
 def window_attention_cost(dim, height, width, window_size, num_heads=1, bias=True):
-    """Parameters and MACs of Swin's window attention on a ``height x width`` map.
+    """Parameters and MACs of Swin's window attention on a ``height x width`` map, as ``WindowAttention`` tiles it.
 
-    The map is tiled as ``focaledu.attention.WindowAttention`` tiles it
-    (``window_plan``: one window when the map fits in one). Every token is
-    projected by ``qkv`` and ``proj`` (``4 N C^2``) and meets only the
-    ``M^2`` tokens of its window (``2 N M^2 C`` for ``Q K^T`` and ``A V``)::
-
-        MACs = 4 N C^2 + 2 N M^2 C
-
-    linear in ``N`` for a fixed window, where global attention has
-    ``2 N^2 C``; with one window covering the map (``M^2 = N``) the two are
-    equal. The shift, the mask and the softmax are left out, as for
-    ``focaledu.receptive.attention_cost``. Parameters: ``4 C^2`` weights,
-    ``4 C`` biases (``3 C`` without ``bias``, which drops the ``qkv``
-    biases) and the bias table, ``(2 M - 1)^2 * num_heads``.
+    MACs are ``4 N C^2 + 2 N M^2 C``; the shift, the mask and the softmax are left out.
 
     Returns:
         ``{"params": int, "macs": int, "window": (M_h, M_w)}``.
@@ -141,20 +101,16 @@ def measure_mixer(
     """Times a token mixer and measures its memory as the token count grows.
 
     Args:
-        layer_factory: ``layer_factory(width)`` returns a fresh Keras layer, e.g.
-            ``lambda dim: MultiHeadSelfAttention(dim, num_heads=4)`` or
-            ``lambda dim: FocalModulation(dim, focal_window=3, focal_level=2)``.
+        layer_factory: ``layer_factory(width)`` returns a fresh Keras layer.
         token_counts: the token counts ``N`` to measure, increasing.
         width: channels ``C`` of the input.
         batch: batch size ``B``.
         repeats: timed calls per token count; the median is kept.
         warmup: untimed calls first (the first one traces and compiles).
-        layout: ``"grid"``: inputs ``(B, sqrt(N), sqrt(N), C)``, so every ``N``
-            must be a perfect square; ``"tokens"``: inputs ``(B, N, C)``.
+        layout: ``"grid"`` (inputs ``(B, sqrt(N), sqrt(N), C)``, ``N`` a square) or ``"tokens"`` (``(B, N, C)``).
         name: label for tables and plots; the layer's class name by default.
         seed: seed of the random inputs.
-        peak: also measure each pass's peak memory (``forward_peak_bytes``:
-            one more call, or one more compilation on JAX).
+        peak: also measure each pass's peak memory (:func:`forward_peak_bytes`).
 
     Returns:
         A ``MixerCost``.
@@ -234,31 +190,13 @@ def _jax_step(layer):
 def forward_peak_bytes(layer, x, forward=None):
     """Peak bytes one forward pass of ``layer`` on ``x`` holds beyond what was allocated before it.
 
-    * TensorFlow: the peak of TensorFlow's allocator (``tf.config.experimental.
-      get_memory_info``, on the first GPU if there is one, else the CPU) during
-      one call of the compiled pass, minus what was allocated when it started.
-      It counts every tensor alive at the worst moment (the output included),
-      as the allocator saw it; the pass is called once first so that tracing
-      does not count. On the CPU the statistics are coarse: in our
-      measurements (TensorFlow 2.x with oneDNN) allocations under 256 KiB are
-      not counted at all, and a large allocation may be counted as the larger
-      block it was served from (up to twice its size). Trust it for passes
-      whose tensors are large (at width 96, from about a thousand tokens on),
-      and read a small result as "under a few hundred KiB".
-    * JAX: XLA's own plan for the compiled pass, its temporaries plus its
-      output (``memory_analysis()`` of the compiled function; no call needed).
-      XLA may fuse operations so that a tensor of the traced graph is never
-      stored whole, so this can be *smaller* than ``largest_intermediate``.
-    * PyTorch: the most bytes alive at once among the tensors the eager pass
-      creates (each storage counted once, so views are free), recorded after
-      every operation torch's dispatcher runs, without autograd. Weights, the
-      input and an operation's internal scratch memory are not counted.
+    TensorFlow: its allocator's peak (coarse on the CPU, so small results are approximate); JAX: XLA's
+    temporaries plus output of the compiled pass; PyTorch: the most bytes alive among the eager pass's tensors.
 
     Args:
         layer: a built Keras layer.
         x: an input for it (NumPy or a tensor).
-        forward: the compiled pass to call (TensorFlow), e.g. the one
-            ``measure_mixer`` timed; a new ``tf.function`` by default.
+        forward: the compiled pass to call (TensorFlow); a new ``tf.function`` by default.
 
     Returns:
         An ``int``, or ``None`` on other backends or when the backend keeps no statistics.
@@ -301,12 +239,9 @@ def _sync(outputs):
 
 
 def largest_intermediate(layer, x):
-    """``(bytes, shape)`` of the largest tensor computed from ``x`` in ``layer(x)``.
+    """``(bytes, shape)`` of the largest tensor computed from ``x`` in ``layer(x)``, read from the traced graph.
 
-    Read from TensorFlow's traced graph, JAX's jaxpr or the operations torch's
-    dispatcher runs in one eager call; tensors that depend only on the weights
-    (e.g. a transposed kernel) are not counted, nor is ``x`` itself. Returns
-    ``(None, None)`` on other backends.
+    Tensors that depend only on the weights, and ``x`` itself, are not counted; ``(None, None)`` on other backends.
     """
     backend = keras.backend.backend()
     if backend == "tensorflow":
@@ -450,12 +385,11 @@ def fit_power_law(n, cost, min_n=None, return_prefactor=False):
     Args:
         n: sizes (positive).
         cost: measurements; non-positive or NaN entries are ignored.
-        min_n: fit only the points with ``n >= min_n`` (fixed overheads
-            flatten the curve at small sizes).
+        min_n: fit only the points with ``n >= min_n``.
         return_prefactor: also return ``a``.
 
     Returns:
-        The slope ``p`` (2.0 for a quadratic cost), or ``(p, a)``.
+        The slope ``p``, or ``(p, a)``.
     """
     n = np.asarray(n, dtype="float64")
     cost = np.asarray(cost, dtype="float64")
@@ -474,17 +408,12 @@ def plot_scaling(costs, min_tokens=None, axes=None, title=None, panels=("seconds
     """Log-log plots of time and memory against tokens, with fitted slopes.
 
     Args:
-        costs: a ``MixerCost`` or a list of them (e.g. attention and focal modulation).
-        min_tokens: fit the slopes on ``tokens >= min_tokens`` only; the fitted
-            line is drawn over that range.
-        axes: Matplotlib axes to draw on, one per panel shown; a new figure by default.
-        title: figure title (say where the numbers come from).
-        panels: which measurements to draw, in order, among ``"seconds"`` (median
-            forward time), ``"peak_bytes"`` (peak memory of a pass) and
-            ``"largest_bytes"`` (largest intermediate tensor). A panel no cost
-            has a positive value for (e.g. peak memory on a backend without
-            statistics) is left out, and zeros (allocations too small for
-            TensorFlow's CPU statistics) are not drawn.
+        costs: a ``MixerCost`` or a list of them.
+        min_tokens: fit the slopes on ``tokens >= min_tokens`` only.
+        axes: Matplotlib axes, one per panel shown; a new figure by default.
+        title: figure title.
+        panels: among ``"seconds"``, ``"peak_bytes"`` and ``"largest_bytes"``; those without positive values are
+            omitted.
 
     Returns:
         The figure.

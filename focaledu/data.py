@@ -1,21 +1,7 @@
-"""CIFAR-10 wherever it is, a synthetic stand-in, and tf.data input pipelines.
+"""CIFAR-10 wherever it is (:func:`load_cifar10`), a synthetic stand-in, and tf.data input pipelines.
 
-The entry point is :func:`load_cifar10`: it finds CIFAR-10 (an explicit
-path, the ``FOCALEDU_CIFAR10`` environment variable, the Keras cache, the
-Hugging Face copy, or a time-limited Keras download; on request a labelled
-synthetic stand-in) and returns an :class:`ImageDataset`. The rest lives in
-one module per concept and is re-exported here:
-
-* :mod:`focaledu.image_dataset`: :class:`ImageDataset`, CIFAR-10's class
-  names and statistics, the errors;
-* :mod:`focaledu.readers`: the file formats (python batches, ``.tar.gz``,
-  image folders, zips, the JPEG-bytes ``.npz``);
-* :mod:`focaledu.hf_source`: the Hugging Face ``uoft-cs/cifar10`` copy;
-* :mod:`focaledu.synthetic`: :func:`synthetic_cifar10`, a procedural,
-  learnable 10-class dataset of the same shape, always labelled as synthetic;
-* :mod:`focaledu.tf_pipeline`: :func:`make_datasets`, :func:`train_pipeline`
-  and :func:`eval_pipeline`, deterministic ``tf.data`` pipelines with Keras
-  preprocessing layers.
+Re-exports :mod:`focaledu.image_dataset`, :mod:`focaledu.readers`, :mod:`focaledu.hf_source`,
+:mod:`focaledu.synthetic` and :mod:`focaledu.tf_pipeline`.
 """
 
 from __future__ import annotations
@@ -93,65 +79,30 @@ def load_cifar10(
 ) -> ImageDataset:
     """Load CIFAR-10 from the first place it can be found.
 
-    Where it looks, in order:
+    Looks, in order, at ``source`` or ``$FOCALEDU_CIFAR10``; the Keras cache; the Hugging Face copy
+    ``uoft-cs/cifar10`` (if ``datasets`` is installed); ``keras.datasets.cifar10.load_data()``; and, only with
+    ``fallback="synthetic"``, :func:`synthetic_cifar10`. The network steps need ``download=True``.
 
-    1. ``source``, else ``$FOCALEDU_CIFAR10`` (a path, e.g. on a mounted
-       Google Drive; formats below);
-    2. the Keras cache (``$KERAS_HOME`` or ``~/.keras``, under
-       ``datasets/cifar-10-batches-py-target/cifar-10-batches-py`` or the
-       older ``datasets/cifar-10-batches-py``);
-    3. the Hugging Face copy ``uoft-cs/cifar10`` via ``datasets.load_dataset``,
-       if ``datasets`` is installed (as on Colab);
-    4. ``keras.datasets.cifar10.load_data()``, stopped after ``time_limit`` s;
-    5. only with ``fallback="synthetic"``: :func:`synthetic_cifar10`, sized
-       like the request, after printing why each step found nothing.
-
-    Steps 3 and 4 need ``download=True`` and a host that answers a
-    ``timeout``-second probe. Without a fallback, the error says why each
-    step found nothing.
-
-    A path (1) may point at any of:
-
-    * the official python batches directory ``cifar-10-batches-py``
-      (``data_batch_1`` .. ``data_batch_5``, ``test_batch``), or a directory
-      that contains it;
-    * the official ``cifar-10-python.tar.gz`` (read without extracting);
-    * an image folder ``train/<class>/*`` and ``test/<class>/*``, possibly
-      one level down (``cifar10/train/...``);
-    * a ``.zip`` of such a folder (read in place with Pillow, no extraction);
-    * a ``.npz`` JPEG-bytes mirror with arrays ``jpeg``, ``offsets``,
-      ``labels``, ``split`` (0 = train, 1 = test) and ``classes``.
-
-    Image-folder and ``.npz`` sources come back class-interleaved (class 0,
-    1, ..., 9, 0, 1, ...; files in sorted order within a class) so that the last 10 %
-    used for validation is class-balanced, as it nearly is in the official
-    randomly ordered batches; the Hugging Face copy keeps its files' order.
+    A path may be the python batches directory (or one containing it), ``cifar-10-python.tar.gz``, an image
+    folder ``train/<class>/*`` and ``test/<class>/*`` or a ``.zip`` of one, or a JPEG-bytes ``.npz`` mirror.
+    Image-folder and ``.npz`` sources come back class-interleaved, so the validation tail is class-balanced.
 
     Args:
-        source: Path to a local copy; overrides the environment variable.
-        limit_per_class: Keep only the first ``n`` images of each class (in
-            the order above) for quick runs; an ``(n_train, n_test)`` pair
-            sets the two splits separately. Deterministic.
-        download: Allow the network steps 3 and 4.
+        source: path to a local copy; overrides the environment variable.
+        limit_per_class: keep only the first ``n`` images of each class, or ``(n_train, n_test)``.
+        download: allow the network steps.
         fallback: None (raise when nothing is found) or ``"synthetic"``.
-        timeout: Seconds allowed for each connectivity probe, so an offline
-            machine fails fast instead of hanging.
-        time_limit: Seconds the Keras download may take in all before it is
-            stopped.
+        timeout: seconds allowed for each connectivity probe.
+        time_limit: seconds the Keras download may take in all.
 
     Returns:
-        An :class:`ImageDataset`; ``source_label`` says ``"CIFAR-10"``,
-        ``"CIFAR-10 (Hugging Face uoft-cs/cifar10)"``, ``"CIFAR-10 (JPEG
-        mirror)"`` (lossy JPEG copies) or, for the fallback, the synthetic label.
+        An :class:`ImageDataset` whose ``source_label`` names where the data came from.
 
     Raises:
-        ValueError: ``fallback``, ``time_limit`` or ``limit_per_class`` is not
-            one of the accepted values.
+        ValueError: ``fallback``, ``time_limit`` or ``limit_per_class`` is not accepted.
         FileNotFoundError: ``source`` / ``FOCALEDU_CIFAR10`` names a missing path.
-        CorruptDatasetError: (a ``ValueError``) a local file is truncated,
-            corrupt or not laid out as described; the message names the file.
-        DatasetUnavailableError: (a ``RuntimeError``) no step found CIFAR-10
-            and ``fallback`` is None; the message says why for each step.
+        CorruptDatasetError: (a ``ValueError``) a local file is truncated, corrupt or mislaid; names the file.
+        DatasetUnavailableError: (a ``RuntimeError``) nothing found and no fallback; says why for each step.
     """
     limits = _normalise_limits(limit_per_class)
     if fallback not in _FALLBACKS:
@@ -292,13 +243,9 @@ def _from_keras_download(limits, timeout: float, time_limit: float) -> ImageData
 
 
 def _network_available(url: str, timeout: float) -> bool:
-    """True if the server of ``url`` answers an HTTPS ``HEAD`` within ``timeout`` seconds.
+    """True if the server of ``url`` answers an HTTPS ``HEAD`` within ``timeout`` seconds (any status).
 
-    A bare TCP connect is not enough: sandboxes and captive networks accept
-    connections to any address and then say nothing, so the probe asks for
-    the real file's headers (through any configured proxy, like the download
-    will). Any HTTP answer counts, even an error status: the probe only
-    tells an offline machine from an online one.
+    A bare TCP connect is not enough: sandboxes accept connections to any address and then say nothing.
     """
     import urllib.error
     import urllib.request
@@ -328,12 +275,9 @@ _KERAS_DOWNLOAD = "import keras; keras.datasets.cifar10.load_data()"
 
 
 def _download_with_keras(time_limit: float) -> ImageDataset:
-    """Run ``keras.datasets.cifar10.load_data()`` in a child process, stopped after ``time_limit`` seconds.
+    """Run ``keras.datasets.cifar10.load_data()`` in a child process, killed after ``time_limit`` seconds.
 
-    Keras' downloader has no timeout and a thread cannot be stopped, so the
-    download runs in a process that is killed at the limit. A file it leaves
-    half written fails Keras' hash check and is downloaded again next time.
-    What it extracts into the Keras cache is then read like step 2.
+    Keras' downloader has no timeout and a thread cannot be stopped.
     """
     env = dict(os.environ, KERAS_BACKEND="numpy", KERAS_HOME=str(_keras_home()))
     try:

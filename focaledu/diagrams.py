@@ -1,20 +1,6 @@
 """Schematic diagrams of focal modulation, drawn from real layers, blocks and models.
 
-Every function reads the object it is given (kernel sizes, widths, depths,
-shapes, rates) and returns a new matplotlib ``Figure``; none calls
-``plt.show()``. Focal levels use ``figures.LEVEL_COLORS`` (level 1 first) and the
-global level is black, as in ``focaledu.plots``.
-
-* ``attention_vs_modulation()``: the order of interaction and aggregation;
-* ``self_attention(layer, num_tokens)``: a ``MultiHeadSelfAttention`` step by
-  step, with its ``(heads, N, N)`` score matrix drawn to scale;
-* ``receptive_fields(layer, grid)``: each level's window on the token grid;
-* ``modulation_flow(layer, input_shape)``: the data flow of ``FocalModulation``;
-* ``gated_aggregation(layer)``: the levels times their gates, summed, into ``h``;
-* ``focalnet_block(block)``: a ``FocalNetBlock``, norm to residual;
-* ``network(model)``: a ``FocalNet``, stem to head;
-* ``window_vs_focal(layer, grid, window_size)``: Swin's (shifted) windows
-  against the focal levels, for one query.
+Every function returns a new matplotlib ``Figure`` (no ``plt.show()``); levels use ``figures.LEVEL_COLORS``.
 """
 
 import math
@@ -184,10 +170,7 @@ def _fields(layer):
 
 
 def attention_vs_modulation():
-    """Self-attention (interaction, then aggregation) beside focal modulation (aggregation, then interaction).
-
-    Both panels follow one query token ``x_i`` of a sequence of seven tokens.
-    """
+    """Self-attention (interaction, then aggregation) beside focal modulation (aggregation, then interaction)."""
     fig, ax = _canvas(10, 4.9, "Self-attention and focal modulation: same job, opposite order")
     tokens, query, step = 7, 3, 0.36
     y_tokens, y_mid, y_out = 0.75, 2.25, 3.65
@@ -267,14 +250,7 @@ def _attention_layer(name, layer):
 
 
 def _attention_shapes(layer, tokens):
-    """Per-image shapes of every tensor of ``layer`` on ``tokens`` tokens, traced through its own sublayers.
-
-    The shapes come from the layer's ``q``, ``k``, ``v`` and ``proj`` and from
-    ``split_heads``/``merge_heads`` applied to symbolic tensors, so nothing runs
-    and the layer is left as it was. An unbuilt layer is not built: a copy from
-    its config is (without the position bias, which needs a grid and changes
-    no shape).
-    """
+    """Per-image shapes of every tensor of ``layer`` on ``tokens`` tokens, traced symbolically (nothing runs)."""
     if not layer.built:
         config = dict(layer.get_config(), relative_position_bias=False)
         copy = MultiHeadSelfAttention.from_config(config)
@@ -294,20 +270,11 @@ def _attention_shapes(layer, tokens):
 
 
 def self_attention(layer, num_tokens=None):
-    """A ``MultiHeadSelfAttention`` step by step, with the shape of every tensor for ``num_tokens`` tokens.
-
-    ``x`` -> the ``q``, ``k``, ``v`` projections -> split into heads -> scores
-    ``QK^T / sqrt(d)`` -> softmax -> weighted sum of ``V`` -> merge heads ->
-    ``proj`` -> ``y``. The ``(heads, N, N)`` score matrix is drawn to scale
-    against ``Q`` and ``K^T`` (``N x d`` each), so its size shows; a panel
-    counts the numbers each tensor holds. Shapes are per image (the batch axis
-    is left out) and are traced through the layer's own sublayers.
+    """A ``MultiHeadSelfAttention`` step by step, with the per-image shape of every tensor for ``num_tokens`` tokens.
 
     Args:
         layer: a ``focaledu.attention.MultiHeadSelfAttention``, built or not.
-        num_tokens: ``N``, e.g. ``14 * 14 = 196`` for a 14×14 map. Default:
-            the layer's grid if it has a relative position bias and is built,
-            else 196.
+        num_tokens: ``N``; default the layer's grid if it has a relative position bias and is built, else 196.
     """
     layer = _attention_layer("layer", layer)
     grid = getattr(layer, "_bias_grid", None) if layer.built and layer.relative_position_bias else None
@@ -425,8 +392,7 @@ def receptive_fields(layer, grid=None):
 
     Args:
         layer: a ``focaledu.FocalModulation``.
-        grid: the token grid, an int or ``(height, width)``; by default the
-            last level's receptive field plus one token on each side.
+        grid: an int or ``(height, width)``; default the last level's receptive field plus one token each side.
     """
     layer = _modulation("layer", layer)
     kernels, fields = _fields(layer)
@@ -459,9 +425,6 @@ def receptive_fields(layer, grid=None):
 
 def modulation_flow(layer, input_shape):
     """The data flow of a ``FocalModulation`` with the tensor shape at every step.
-
-    ``f`` splits into the query ``q``, the context ``Z^0`` and the gates; ``L``
-    depthwise levels and the global level; gated sum; ``h``; ``q * M``; ``proj``.
 
     Args:
         layer: a ``focaledu.FocalModulation``.
@@ -549,11 +512,7 @@ def modulation_flow(layer, input_shape):
 
 
 def gated_aggregation(layer):
-    """How a ``FocalModulation`` weighs its levels: each ``Z^l`` times its gate ``g^l``, summed, into ``h``.
-
-    Args:
-        layer: a ``focaledu.FocalModulation``.
-    """
+    """How a ``FocalModulation`` (``layer``) weighs its levels: each ``Z^l`` times its gate, summed, into ``h``."""
     layer = _modulation("layer", layer)
     kernels, fields = _fields(layer)
     L, C, levels = layer.focal_level, layer.dim, layer.num_levels
@@ -613,14 +572,7 @@ def _mixer_text(block):
 
 
 def focalnet_block(block):
-    """A ``FocalNetBlock``: norm, token mixer, layerscale, drop path and residual, then the same around the MLP.
-
-    Parts the block does not use (e.g. layerscale when ``use_layerscale=False``)
-    are drawn dashed and grey.
-
-    Args:
-        block: a ``focaledu.FocalNetBlock``.
-    """
+    """A ``FocalNetBlock`` (``block``) around its mixer and its MLP; unused parts are drawn dashed."""
     if not isinstance(block, FocalNetBlock):
         raise TypeError(f"`block` must be a focaledu.FocalNetBlock; received {type(block).__name__}.")
     C, rate = block.dim, block.drop_path_rate
@@ -681,14 +633,7 @@ def _conv_text(embed):
 
 
 def network(model):
-    """A ``FocalNet``: stem, stages (blocks, width, token grid, focal levels), downsampling, head.
-
-    Every number is read from the model's layers: the stem and downsampling
-    convolutions, each stage's blocks and the shape of the map they work on.
-
-    Args:
-        model: a ``focaledu.FocalNet``, e.g. ``FocalNet.from_preset("focalnet_cifar_tiny")``.
-    """
+    """A ``FocalNet`` (``model``): stem, stages, downsampling and head, every number read from the model's layers."""
     if not isinstance(model, FocalNet):
         raise TypeError(f"`model` must be a focaledu.FocalNet; received {type(model).__name__}.")
     stages = {}
@@ -756,17 +701,12 @@ def network(model):
 
 
 def window_vs_focal(layer, grid, window_size):
-    """What one query sees: Swin's window attention, its shifted windows, and the focal levels of ``layer``.
-
-    The query is the token at the centre of the grid. The windows are tiled as
-    ``focaledu.attention.WindowAttention`` tiles them (``window_plan``), shifted
-    by ``window_size // 2`` in the second panel, as Swin's alternate blocks do.
+    """What the centre query sees: Swin's window attention, its shifted windows, and the focal levels of ``layer``.
 
     Args:
         layer: a ``focaledu.FocalModulation``.
         grid: the token grid, an int or ``(height, width)``.
-        window_size: the side of Swin's square windows, a positive int that
-            divides the grid (or at least as large as the grid: one window).
+        window_size: side of Swin's square windows; divides the grid or covers it.
     """
     layer = _modulation("layer", layer)
     height, width = _grid_size("grid", grid)

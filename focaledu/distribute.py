@@ -1,33 +1,8 @@
-"""Synchronous data-parallel training with the engines Keras already has.
+"""Synchronous data-parallel training with Keras' own engines (JAX ``DataParallel``, TensorFlow ``MirroredStrategy``).
 
-:func:`data_parallel` is a context manager: the model built, compiled and
-fitted inside it is replicated over ``devices`` accelerators (or CPU devices),
-every global batch is split evenly between them, and the gradients are
-averaged over the whole global batch before one shared update. Nothing here
-all-reduces anything by hand:
-
-* **JAX**: ``keras.distribution.DataParallel`` set with
-  ``keras.distribution.set_distribution`` (variables replicated, each batch
-  sharded along its first axis; XLA inserts the all-reduce);
-* **TensorFlow**: ``tf.distribute.MirroredStrategy`` (Keras builds the model's
-  variables as mirrored variables in ``strategy.scope()``, distributes the
-  ``tf.data`` pipeline and scales the loss by ``1 / replicas`` before the
-  gradients are summed across replicas).
-
-The global batch (``Recipe.batch_size``) is what one optimizer step sees, so
-a run on two devices follows the same learning-rate schedule as on one;
-``tests/test_distribute.py`` checks that one step gives the same weights.
-Growing the global batch with the device count is a separate choice
-(:meth:`focaledu.training.Recipe.scaled_to`, linear learning-rate scaling).
-
-Several hosts (JAX): run the same command on every host with Keras'
-``KERAS_DISTRIBUTION_JOB_ADDRESSES`` / ``_NUM_PROCESSES`` / ``_PROCESS_ID``
-variables set; :func:`data_parallel` calls ``keras.distribution.initialize()``
-first and then spans all hosts' devices (not testable on one machine).
-
-On a CPU, test with virtual devices: ``XLA_FLAGS=--xla_force_host_platform_device_count=2``
-before JAX starts, or :func:`split_tensorflow_cpu` before TensorFlow
-initialises.
+``Recipe.batch_size`` stays the global batch, so the learning-rate schedule does not change with the device
+count. On a CPU, test with ``XLA_FLAGS=--xla_force_host_platform_device_count=2`` (JAX) or
+:func:`split_tensorflow_cpu` (TensorFlow).
 """
 
 from __future__ import annotations
@@ -95,12 +70,7 @@ _INITIALIZED = False
 
 
 def _initialize_multi_host():
-    """``keras.distribution.initialize()`` once, when the multi-host variables ask for it.
-
-    Every host runs the same command with ``KERAS_DISTRIBUTION_JOB_ADDRESSES``,
-    ``KERAS_DISTRIBUTION_NUM_PROCESSES`` and ``KERAS_DISTRIBUTION_PROCESS_ID``
-    set (Keras reads them); with one process there is nothing to do.
-    """
+    """``keras.distribution.initialize()`` once, when the ``KERAS_DISTRIBUTION_*`` multi-host variables ask for it."""
     global _INITIALIZED
     import keras
 
@@ -111,15 +81,14 @@ def _initialize_multi_host():
 
 @contextlib.contextmanager
 def data_parallel(devices: int | None = None, batch_size: int | None = None):
-    """Builds, compiles and fits everything inside on ``devices`` devices, data-parallel.
+    """Context manager: builds, compiles and fits everything inside on ``devices`` devices, data-parallel.
 
     Args:
-        devices: how many devices; None or 1: the default single-device path,
-            unchanged (no strategy, no distribution).
+        devices: how many devices; None or 1: the default single-device path, unchanged.
         batch_size: the global batch, checked to split evenly.
 
     Yields:
-        The device names used (one name when ``devices`` is None or 1).
+        The device names used.
 
     Example::
 

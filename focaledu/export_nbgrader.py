@@ -1,41 +1,8 @@
 """The chapters as nbgrader assignments: ``python -m focaledu export-nbgrader --out COURSE``.
 
-Writes an nbgrader course folder: ``COURSE/source/<chapter>/<chapter>.ipynb``
-per chapter, the *source* (instructor) version nbgrader's
-``generate_assignment`` reads, and ``COURSE/nbgrader_config.py`` when the
-folder has none. A course already on nbgrader (JupyterHub's formgrader, or
-its command line) then hands out and grades the chapters' exercises with its
-usual tools::
-
-    python -m focaledu export-nbgrader --out course/ book/03_hierarchical_contextualization.ipynb
-    cd course
-    nbgrader generate_assignment 03_hierarchical_contextualization   # release/: the student version
-    # submissions in submitted/<student>/03_hierarchical_contextualization/
-    nbgrader autograde 03_hierarchical_contextualization
-    nbgrader export                                                   # grades.csv
-
-Each exercise of :func:`focaledu.autograde.exercises` becomes, in nbgrader's
-cell metadata (schema 3):
-
-- an *autograded answer* (``solution: true``) from its solution code cell:
-  our stub first, then the solution between ``### BEGIN SOLUTION`` and
-  ``### END SOLUTION``. nbgrader replaces that region with
-  ``ClearSolutions.code_stub``, which the written configuration sets to a
-  comment, so the student version keeps our stub and its hint (in the
-  instructor's version the solution, defined after it, wins);
-- an *autograder test* (``grade: true``) worth the check cell's ``# points: N``,
-  from its check cell: an ``assert`` on the ``CheckResult`` (so a failure shows
-  the check's message), and the checks of a cell tagged ``hidden-check`` inside
-  ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS``, which nbgrader leaves
-  out of the student version and puts back to grade. nbgrader scores a test
-  cell all or nothing (an error, or output on stderr, scores 0), as
-  ``autograde`` scores an exercise.
-
-The solutions' explanations (Markdown cells tagged ``solution``) are left
-out, and so are the interactive explorers (:func:`focaledu.student.is_explorer`;
-the kernel-free explorer beside each stays); the book has both. nbgrader runs the student's notebook with its test
-cells restored from the source, with none of the protections of
-``focaledu.autograde`` against a submission that tampers with the checks.
+Writes ``COURSE/source/<chapter>/<chapter>.ipynb`` per chapter (nbgrader's source version, exercises as
+autograded answers and tests, hidden checks as hidden tests) and ``COURSE/nbgrader_config.py`` when there is
+none. nbgrader has none of ``focaledu.autograde``'s protections against submissions that tamper with the checks.
 """
 
 from __future__ import annotations
@@ -99,9 +66,10 @@ def _clean(cell):
 
 
 def nbgrader_notebook(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
-    """nbgrader's source notebook of the chapter ``nb`` (see the module's docstring).
+    """nbgrader's source notebook of the chapter ``nb``; ``name`` names the chapter in error messages.
 
-    ``name`` names the chapter in error messages. Raises ValueError when it has no exercise to export.
+    Raises:
+        ValueError: the chapter has no exercise to export.
     """
     import nbformat
 
@@ -149,11 +117,11 @@ def nbgrader_notebook(nb: nbformat.NotebookNode, name: str) -> nbformat.Notebook
 
 
 def write_nbgrader_course(out: Path | str, sources=None, book: Path | str | None = None) -> list[Path]:
-    """Writes ``out/source/<chapter>/<chapter>.ipynb`` for every chapter (or ``sources``), and
-    ``out/nbgrader_config.py`` when there is none; returns the notebooks written.
+    """Writes ``out/source/<chapter>/<chapter>.ipynb`` for every chapter (or ``sources``); returns them.
 
-    Raises :class:`focaledu.student.NoChaptersError` when there is no chapter, and
-    ValueError for a chapter without exercises, before writing anything.
+    Raises:
+        focaledu.student.NoChaptersError: there is no chapter.
+        ValueError: a chapter has no exercises (before anything is written).
     """
     import nbformat
 

@@ -1,12 +1,6 @@
 """The figures a training run writes: learning curves and the modulation maps of a few images.
 
-``focaledu.training.fit`` draws ``curves.png`` with :func:`curves`, and
-``focaledu.callbacks.ModulationMonitor`` its frames with
-:func:`modulation_overlay`; the chapters draw them too (``focaledu.plots``
-holds the rest of their figures). Every function takes NumPy arrays and
-returns the ``Figure``; none calls ``plt.show()``. Images are ``(H, W, 3)``
-floats in [0, 1] or uint8. matplotlib is imported when a figure is drawn, so
-the library does without it until then.
+Every function takes NumPy arrays and returns the ``Figure`` (no ``plt.show()``); matplotlib is imported lazily.
 """
 
 import numpy as np
@@ -57,12 +51,11 @@ def modulation_overlay(images, gates, modulator, titles=None, reduce="norm", sup
 
     Args:
         images: ``(B, H, W, 3)`` or one ``(H, W, 3)`` image.
-        gates: ``(B, h, w, L + 1)`` (or ``(h, w, L + 1)``), e.g. from
-            ``focaledu.interpret.modulation_maps``; each map is stretched over its image.
+        gates: ``(B, h, w, L + 1)`` (or ``(h, w, L + 1)``), e.g. from ``focaledu.interpret.modulation_maps``.
         modulator: ``(B, h, w, C)`` (or ``(h, w, C)``); shown reduced over channels.
-        titles: one row title per image (e.g. class names).
-        reduce: ``"norm"`` (default, the L2 norm over channels, as the tutorial draws it) or ``"mean"``.
-        suptitle: title of the figure, e.g. with the data source.
+        titles: one row title per image.
+        reduce: ``"norm"`` (L2 norm over channels, default) or ``"mean"``.
+        suptitle: title of the figure.
     """
     images, gates, modulator = (np.asarray(a) for a in (images, gates, modulator))
     if images.ndim == 3:
@@ -94,11 +87,7 @@ def modulation_overlay(images, gates, modulator, titles=None, reduce="norm", sup
 
 
 def curves(series, x=None, xlabel="", ylabel="", title=None, logy=False, ax=None, styles=None):
-    """Line plot of ``{label: values}``, e.g. activation scale against depth.
-
-    Non-finite values (an overflow) end a line; where a line ends early it is
-    marked with an "x".
-    """
+    """Line plot of ``{label: values}``; a line with non-finite values ends early, marked with an "x"."""
     fig, ax = figure_axes(ax, (5, 3.5))
     for index, (label, values) in enumerate(series.items()):
         values = np.asarray(values, dtype="float64")

@@ -1,25 +1,7 @@
-"""Parameters and multiply-accumulates (MACs) of a whole FocalNet, from its config.
+"""Parameters and multiply-accumulates (MACs) of a whole FocalNet, from its config, without building it.
 
-Nothing is built: the counts follow from the constructor arguments, so the
-largest presets cost microseconds. ``params`` equals ``FocalNet(**config).count_params()``
-(and timm's parameter counts); ``macs`` is what the FocalNet paper (and Swin,
-ConvNeXt, ...) reports as "FLOPs" for one image.
-
-Convention (the same as ``focaledu.receptive.modulation_cost``):
-
-* counted, as MACs: every convolution (stem, downsampling, the depthwise focal
-  convolutions: ``output elements * kernel area * input channels per group``),
-  every linear map (``f``, ``h``, ``proj``, ``fc1``, ``fc2``, the head:
-  ``tokens * in * out``), and the multiplications of the modulation itself:
-  the gating ``Z^l * G^l`` (``L + 1`` per channel and token) and ``q * M``
-  (one per channel and token);
-* left out, as fvcore does for element-wise work: biases, GELUs, residual
-  additions, layer scale, dropout, the global averages and, by default, the
-  LayerNorms. ``include_norms=True`` adds one MAC per normalised element (the
-  Swin-style ``flops()`` convention); it changes the totals by under 0.1%.
-
-With either choice the six ImageNet-1K models of the paper's table round to the
-published GFLOPs (tested).
+MACs count convolutions, linear maps and the modulation's multiplications; biases, GELUs, residuals, layer
+scale and global averages are left out, as are LayerNorms unless ``include_norms=True``.
 """
 
 from focaledu.model import FocalNet, ablated_switches, preset_config
@@ -91,17 +73,13 @@ def flops_breakdown(model_or_config, image_size=None, include_norms=False):
     """Parameters and MACs of each part of a FocalNet.
 
     Args:
-        model_or_config: a ``FocalNet``, its ``get_config()`` dict (missing keys
-            take the constructor defaults) or a preset name.
+        model_or_config: a ``FocalNet``, its ``get_config()`` dict or a preset name.
         image_size: overrides the config's image size (int or ``(height, width)``).
         include_norms: also count one MAC per element a LayerNorm normalises.
 
     Returns:
-        ``{"stem": ..., "stage_0": ..., ..., "head": ...}``, each
-        ``{"params": int, "macs": int}`` plus, for the stem and the stages,
-        ``"shape": (height, width, channels)`` of its output. Stage ``i > 0``
-        includes the downsampling at its start; ``head`` is the final
-        LayerNorm, the average pooling and the linear classifier.
+        ``{"stem": ..., "stage_0": ..., ..., "head": ...}``, each ``{"params": int, "macs": int}`` plus, for the
+        stem and the stages, the output ``"shape"``. Stage ``i > 0`` includes its downsampling.
     """
     c = _config(model_or_config, image_size)
     (height, width), patch = c["image_size"], c["patch_size"]
@@ -140,12 +118,7 @@ def flops_breakdown(model_or_config, image_size=None, include_norms=False):
 
 
 def model_flops(model_or_config, image_size=None, include_norms=False, per_stage=False):
-    """MACs of one forward pass ("FLOPs" in the FocalNet paper) of a FocalNet on one image.
-
-    ``model_flops("focalnet_tiny_srf") / 1e9`` is 4.41, the paper's 4.4G. See
-    the module docstring for what is counted and ``flops_breakdown`` for the
-    arguments; ``per_stage=True`` returns ``{part: macs}`` instead of the total.
-    """
+    """MACs of one forward pass (the paper's "FLOPs") on one image; ``per_stage=True``: ``{part: macs}``."""
     parts = flops_breakdown(model_or_config, image_size, include_norms)
     if per_stage:
         return {name: part["macs"] for name, part in parts.items()}

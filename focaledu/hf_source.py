@@ -1,15 +1,4 @@
-"""CIFAR-10 from its Hugging Face Hub copy, ``uoft-cs/cifar10``.
-
-Colab has the ``datasets`` package preinstalled and reaches the Hub's CDN
-quickly, while the Toronto download Keras uses is slow there. The Hub copy
-stores each image as PNG bytes (lossless) in parquet files
-``plain_text/{train,test}-00000-of-00001.parquet`` with columns ``img`` and
-``label``. :func:`load_hugging_face` loads it with ``datasets.load_dataset``
-and decodes the bytes straight from the Arrow table with Pillow, skipping
-the rows a ``limit_per_class`` drops; :func:`focaledu.data.load_cifar10`
-decides when to call it. ``datasets`` is imported only then: the library
-works without it.
-"""
+"""CIFAR-10 from its Hugging Face Hub copy, ``uoft-cs/cifar10``; ``datasets`` is imported when used."""
 
 from __future__ import annotations
 
@@ -40,14 +29,10 @@ def datasets_module():
 
 
 def load_hugging_face(repo: str, limits: tuple[int | None, int | None]) -> ImageDataset:
-    """Load ``repo`` (a Hub id or a folder with the Hub's layout) as an :class:`ImageDataset`.
-
-    Rows keep the parquet files' order; ``limits`` keeps the first ``n`` of
-    each class per split, as for the official batches.
+    """Load ``repo`` as an :class:`ImageDataset`, rows in the parquet files' order.
 
     Args:
-        repo: Hub dataset id such as ``"uoft-cs/cifar10"``, or a local folder
-            holding ``plain_text/train-*.parquet`` and ``plain_text/test-*.parquet``.
+        repo: Hub dataset id such as ``"uoft-cs/cifar10"``, or a folder with ``plain_text/{train,test}-*.parquet``.
         limits: ``(n_train, n_test)`` images per class; None keeps all.
 
     Raises:

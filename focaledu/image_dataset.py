@@ -1,10 +1,4 @@
-"""The dataset type every loader returns, CIFAR-10's constants, and per-class subsets.
-
-:class:`ImageDataset` holds ``uint8`` images and ``int64`` labels of a
-train/test split together with where they came from (``source_label``), so
-a figure can always say whether it shows CIFAR-10, its JPEG mirror or the
-synthetic stand-in. :mod:`focaledu.data` re-exports everything public here.
-"""
+"""The dataset type every loader returns, CIFAR-10's constants, and per-class subsets."""
 
 from __future__ import annotations
 
@@ -56,20 +50,14 @@ class CorruptDatasetError(ValueError):
 
 @dataclass(frozen=True, eq=False, repr=False)
 class ImageDataset:
-    """Images and labels of a train/test split, plus where they came from.
-
-    Unpacks like ``keras.datasets.cifar10.load_data()``::
-
-        (x_train, y_train), (x_test, y_test) = load_cifar10()
+    """Images and labels of a train/test split, plus where they came from; unpacks like ``cifar10.load_data()``.
 
     Attributes:
         x_train, x_test: ``uint8`` arrays of shape ``(N, 32, 32, 3)``.
         y_train, y_test: ``int64`` arrays of shape ``(N,)``.
-        class_names: Name of each label index.
-        source_label: Short provenance for figure captions, e.g.
-            ``"CIFAR-10"``, ``"CIFAR-10 (JPEG mirror)"`` or
-            ``"synthetic (procedural, not CIFAR-10)"``.
-        source: Where the data came from (a path, or a description).
+        class_names: name of each label index.
+        source_label: short provenance for figure captions, e.g. ``"CIFAR-10"``.
+        source: where the data came from (a path, or a description).
     """
 
     x_train: np.ndarray
@@ -149,11 +137,7 @@ def first_per_class(y: np.ndarray, n: int | None) -> np.ndarray:
 
 
 def _round_robin(y: np.ndarray, n: int | None) -> np.ndarray:
-    """Indices of the first ``n`` examples of each class, ordered class 0, 1, ..., k-1, 0, 1, ...
-
-    The folder loaders' order (:func:`_interleave`): a class-sorted source
-    would otherwise put whole classes into the held-out tail.
-    """
+    """Indices of the first ``n`` examples of each class, ordered class 0, 1, ..., k-1, 0, 1, ..."""
     rank = _class_ranks(y)
     keep = first_per_class(y, n)
     return keep[np.lexsort((y[keep], rank[keep]))]

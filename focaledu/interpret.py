@@ -1,10 +1,4 @@
-"""Gates and modulators of a FocalNet, read from its functional graph.
-
-``FocalNet`` wires every block's ``{"gates", "modulator"}`` into its graph, so
-reading them is a sub-model over those tensors: it shares the weights, runs
-under ``jit_compile`` and on every backend, and never relies on tensors
-stashed on layers during ``call`` (which breaks under tracing).
-"""
+"""Gates and modulators of a FocalNet, read from its functional graph through a sub-model."""
 
 import weakref
 
@@ -48,15 +42,13 @@ def modulation_maps(model, images, blocks=None, batch_size=32):
     """Evaluates the gates and modulators of ``model`` on ``images``.
 
     Args:
-        model: a ``focaledu.FocalNet`` (compiled, jitted or not).
-        images: ``(B, H, W, C)`` as the model takes them: standardised floats, or
-            pixels (uint8 too) for a model with ``include_preprocessing``.
+        model: a ``focaledu.FocalNet``.
+        images: ``(B, H, W, C)`` as the model takes them (standardised, or pixels with ``include_preprocessing``).
         blocks: block names to read; all by default.
         batch_size: images per forward pass.
 
     Returns:
-        ``{block_name: {"gates": (B, h, w, L + 1), "modulator": (B, h, w, C_block)}}``
-        as NumPy arrays, at each block's own resolution.
+        ``{block_name: {"gates": (B, h, w, L + 1), "modulator": (B, h, w, C_block)}}`` as NumPy arrays.
     """
     images = np.asarray(images)
     from focaledu.array_pipeline import model_scale
@@ -79,15 +71,7 @@ def modulation_maps(model, images, blocks=None, batch_size=32):
 
 
 def upsample_nearest(values, factor):
-    """Repeats every token of ``values`` ``factor`` times along rows and columns.
-
-    Args:
-        values: ``(h, w)`` or ``(h, w, k)`` (e.g. the gates of one image).
-        factor: integer, e.g. the block's stride in pixels.
-
-    Returns:
-        ``(h * factor, w * factor[, k])``: each token becomes a constant square.
-    """
+    """Repeats every token of ``values`` (``(h, w)`` or ``(h, w, k)``) ``factor`` times along rows and columns."""
     factor = int(factor)
     if factor < 1:
         raise ValueError(f"`factor` must be a positive integer; received {factor!r}.")
@@ -98,10 +82,9 @@ def upsample_nearest(values, factor):
 def upsample_map(values, size, method="bilinear"):
     """Stretches a token map ``(h, w)`` or ``(h, w, k)`` to ``size = (H, W)`` pixels.
 
-    ``"nearest"`` repeats tokens (``H`` and ``W`` must be multiples of ``h``
-    and ``w``); ``"bilinear"`` interpolates between token centres with
-    half-pixel alignment (``keras.ops.image.resize``, as ``tf.image.resize``
-    and ``jax.image.resize``), clamping at the borders.
+    Args:
+        method: ``"nearest"`` (``H``, ``W`` multiples of ``h``, ``w``) or ``"bilinear"`` (as
+            ``keras.ops.image.resize``).
     """
     values = np.asarray(values, dtype="float32")
     if values.ndim not in (2, 3):
@@ -142,17 +125,13 @@ def dominant_level(gates):
 
 
 def block_level_map(maps, block, level, index=0):
-    """One ``(h, w)`` map of one image from :func:`modulation_maps`' output.
+    """One ``(h, w)`` float map of one image from :func:`modulation_maps`' output.
 
     Args:
         maps: ``{block: {"gates", "modulator"}}`` from :func:`modulation_maps`.
         block: a block name, e.g. ``"layers_1_blocks_1"``.
-        level: ``1 .. L + 1`` for the gate of that level (``L + 1`` is the
-            global level), or ``"modulator"`` for ``||M||``.
+        level: ``1 .. L + 1`` for that level's gate (``L + 1`` global), or ``"modulator"`` for ``||M||``.
         index: which image of the batch.
-
-    Returns:
-        A float ``(h, w)`` array at the block's resolution.
     """
     if block not in maps:
         raise ValueError(f"Unknown `block` {block!r}. Accepted values: {', '.join(maps)}.")
@@ -182,24 +161,18 @@ def centre_prior(size):
 
 
 def occlusion_map(predict, images, labels, patch=8, stride=4, fill=0.0, batch_size=256):
-    """Saliency by occlusion: how much hiding each region lowers the true class's probability.
-
-    A ``patch x patch`` square of value ``fill`` slides over each image with
-    ``stride``; every pixel gets the mean drop in the softmax probability of
-    ``labels[b]`` over the squares that cover it (pixels no square covers get 0).
+    """Saliency by occlusion: the mean drop in the true class's probability over squares covering a pixel.
 
     Args:
-        predict: images ``(n, H, W, C)`` -> logits ``(n, classes)``, NumPy or a
-            backend tensor, e.g. ``lambda x: model.predict(x, verbose=0)`` or
-            ``lambda x: model(x, training=False)``.
+        predict: images ``(n, H, W, C)`` -> logits ``(n, classes)``, e.g. ``lambda x: model(x, training=False)``.
         images: ``(B, H, W, C)`` float, as the model takes them.
         labels: ``B`` integer classes.
         patch, stride: square size and step in pixels.
-        fill: value of the occluder (0 is the mean image after standardisation).
+        fill: value of the occluder.
         batch_size: occluded images per ``predict`` call.
 
     Returns:
-        ``(B, H, W)`` float64: positive where hiding the region hurts.
+        ``(B, H, W)`` float64, positive where hiding the region hurts.
     """
     images = np.asarray(images, dtype="float32")
     labels = np.asarray(labels).astype(int).reshape(-1)
@@ -236,10 +209,7 @@ def occlusion_map(predict, images, labels, patch=8, stride=4, fill=0.0, batch_si
 
 
 def map_correlation(a, b):
-    """Pearson correlation of two maps over their last two axes, ``(..., H, W) -> (...)``.
-
-    NaN where a map is constant (its correlation is undefined).
-    """
+    """Pearson correlation of two maps over their last two axes, ``(..., H, W) -> (...)``; NaN for a constant map."""
     a = np.asarray(a, dtype="float64")
     b = np.asarray(b, dtype="float64")
     if a.shape[-2:] != b.shape[-2:]:
@@ -255,15 +225,11 @@ def map_correlation(a, b):
 
 
 def attention_received(weights, grid):
-    """How much attention each token receives: the mean over heads and queries, as a map.
+    """How much attention each token receives (mean over heads and queries), as ``(B, h, w)`` maps that sum to 1.
 
     Args:
-        weights: attention weights ``(B, heads, N, N)`` (queries, then keys), e.g.
-            from ``SelfAttentionBlock(..., return_attention_scores=True)``.
+        weights: attention weights ``(B, heads, N, N)``, queries then keys.
         grid: ``(h, w)`` with ``h * w = N``.
-
-    Returns:
-        ``(B, h, w)``; each map sums to 1 (every query's weights sum to 1).
     """
     weights = np.asarray(keras.ops.convert_to_numpy(weights), dtype="float64")  # a layer's output on any backend
     height, width = (int(s) for s in grid)

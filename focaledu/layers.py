@@ -1,16 +1,6 @@
-"""The paper's nouns: PatchEmbedding, FocalModulation and FocalNetBlock.
+"""The paper's nouns: PatchEmbedding, FocalModulation and FocalNetBlock, after microsoft/FocalNet (and timm's port).
 
-A block's token mixer is a choice (``mixer``): focal modulation, global or
-window attention, or ``DepthwiseConvMixer``, the convolution-only control.
-Chapter 10's switches that take parts out of focal modulation live apart, in
-``focaledu.ablation_layers``.
-
-Faithful to microsoft/FocalNet ``classification/focalnet.py`` (and timm's port).
-All tensors are channels-last ``(B, H, W, C)``; a 1x1 convolution of the
-official code is a ``Dense`` on the last axis here. Only ``keras.ops`` is used,
-so the layers run on every Keras backend. The parts a FocalNet block shares
-with a self-attention block (LayerNorm, GELU, the MLP, layer scale) are in
-``focaledu.block_parts``.
+Tensors are channels-last ``(B, H, W, C)``; the official 1x1 convolutions are ``Dense`` layers here.
 """
 
 import keras
@@ -48,15 +38,10 @@ def without_legacy_switches(cls, config):
 class PatchEmbedding(layers.Layer):
     """Patch embedding for the stem and for downsampling between stages.
 
-    Non-overlapping: a ``patch_size`` x ``patch_size`` convolution with the same
-    stride. With ``use_conv_embed`` the official overlapping convolutions are
-    used instead: 7x7 stride 4 padding 2 for the stem (``patch_size=4``),
-    3x3 stride 2 padding 1 for downsampling (``patch_size=2``).
-
     Args:
         embed_dim: output channels.
         patch_size: the stride; the spatial size must be divisible by it.
-        use_conv_embed: overlapping convolution instead of non-overlapping patches.
+        use_conv_embed: the official overlapping convolutions (7x7 stride 4 stem, 3x3 stride 2 downsampling).
         use_norm: LayerNorm after the projection (``patch_norm`` in the official code).
     """
 
@@ -130,13 +115,7 @@ class PatchEmbedding(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="focaledu")
 class FocalModulation(layers.Layer):
-    """Focal modulation: ``y_i = q(x_i) * h(sum_l g_i^l z_i^l)``.
-
-    One linear projection ``f`` gives the query ``q``, the context ``Z^0`` and
-    ``L + 1`` gates. Level ``l`` is a depthwise convolution (kernel
-    ``focal_factor * l + focal_window``, no bias) followed by GELU, applied in
-    sequence; level ``L + 1`` is GELU of the global average of level ``L``. The
-    gates are raw (no softmax), as in the official code.
+    """Focal modulation: ``y_i = q(x_i) * h(sum_l g_i^l z_i^l)``, with raw gates as in the official code.
 
     Args:
         dim: channels of the input and output.
@@ -146,14 +125,11 @@ class FocalModulation(layers.Layer):
         bias: biases in ``f`` and ``h``.
         proj_drop: dropout after the output projection.
         use_postln_in_modulation: LayerNorm on ``q * modulator`` before ``proj``.
-        normalize_modulator: divide the aggregated context by the number of
-            levels it sums, ``L + 1``.
+        normalize_modulator: divide the aggregated context by ``L + 1``.
 
     Call arguments:
         x: ``(B, H, W, dim)``.
-        return_modulation: also return ``{"gates": (B, H, W, L+1),
-            "modulator": (B, H, W, dim)}``, like
-            ``MultiHeadAttention(return_attention_scores=True)``.
+        return_modulation: also return ``{"gates": (B, H, W, L+1), "modulator": (B, H, W, dim)}``.
     """
 
     def __init__(
@@ -254,26 +230,11 @@ class FocalModulation(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="focaledu")
 class DepthwiseConvMixer(layers.Layer):
-    """A convolution-only token mixer: focal modulation without gates, global context or modulation.
-
-    ``y = proj(gelu(dw_L(... gelu(dw_1(expand(x))))))``: a pointwise
-    expansion to ``expansion * dim`` channels, the focal layer's ``L``
-    depthwise convolutions (same kernels ``focal_factor * l + focal_window``,
-    no bias, GELU after each) applied in sequence, and a pointwise projection
-    back to ``dim``. It sees the same neighbourhood as the last focal level
-    but has no query, no gates, no global level and no multiplicative
-    interaction: the control of Chapter 10's mixer ablation.
-
-    With the default ``expansion=2`` its two dense maps hold ``4 dim^2``
-    weights, like ``f``, ``h`` and ``proj`` of ``FocalModulation``: its
-    parameters are ``4 dim^2 + 2 dim sum_l k_l^2 + 3 dim`` against the focal
-    layer's ``4 dim^2 + dim sum_l k_l^2 + (L + 5) dim + L + 1`` (within about
-    10 % at width 64, two levels).
+    """A convolution-only token mixer: focal modulation's depthwise levels without gates, global context or modulation.
 
     Args:
         dim: channels of the input and output.
-        focal_window, focal_level, focal_factor: the depthwise kernels, as in
-            ``FocalModulation``.
+        focal_window, focal_level, focal_factor: the depthwise kernels, as in ``FocalModulation``.
         expansion: hidden channels as a multiple of ``dim``.
         proj_drop: dropout after the output projection.
     """
@@ -330,38 +291,7 @@ class DepthwiseConvMixer(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="focaledu")
 class FocalNetBlock(layers.Layer):
-    """A Transformer block with self-attention replaced by focal modulation.
-
-    Pre-norm (default)::
-
-        x = x + drop_path(gamma_1 * modulation(norm1(x)))
-        x = x + drop_path(gamma_2 * mlp(norm2(x)))
-
-    ``use_postln=True`` moves each norm after its branch instead
-    (``norm1(modulation(x))``, ``norm2(mlp(x))``), as the large official models
-    do.
-
-    ``mixer`` swaps the token mixer (MetaFormer-style), keeping the rest of
-    the block (norms, MLP, drop path, layer scale):
-
-    * ``"focal"`` (default): ``FocalModulation`` (sublayer ``modulation``);
-    * ``"attention"``: ``focaledu.attention.MultiHeadSelfAttention`` over all
-      ``H * W`` tokens of the stage, with Swin's learned relative position
-      bias (global attention alone would not know where tokens are; the
-      other mixers learn it from their zero-padded convolutions) (sublayer
-      ``attn``; ``focal_*`` and the modulation flags are ignored);
-    * ``"dwconv"``: ``DepthwiseConvMixer``, the focal layer's depthwise
-      convolutions without gates, global context or modulation (sublayer
-      ``dwconv``; ``focal_level``, ``focal_window``, ``focal_factor`` set its
-      kernels);
-    * ``"window"``: ``focaledu.attention.WindowAttention``, Swin's window
-      attention with a relative position bias inside ``window_size x
-      window_size`` windows, shifted by ``shift_size`` (sublayer ``attn``,
-      as in Swin's block; ``FocalNet`` shifts every second block of a stage
-      by ``window_size // 2``, as Swin does).
-
-    Only a focal block has gates and a modulator: ``return_modulation=True``
-    raises for the other mixers.
+    """A Transformer block with self-attention replaced by focal modulation (pre-norm, or ``use_postln``).
 
     Args:
         dim: channels.
@@ -369,20 +299,18 @@ class FocalNetBlock(layers.Layer):
         drop: dropout in the mixer's output projection and the MLP.
         drop_path: stochastic depth rate of this block.
         focal_level, focal_window, focal_factor: see ``FocalModulation``.
-        use_layerscale: learnable per-channel scales ``gamma_1``, ``gamma_2``
-            initialised to ``layerscale_value``.
+        use_layerscale: learnable per-channel scales ``gamma_1``, ``gamma_2``.
         layerscale_value: initial layer scale.
         use_postln: post-norm instead of pre-norm.
         use_postln_in_modulation, normalize_modulator: see ``FocalModulation``.
-        mixer: ``"focal"``, ``"attention"``, ``"dwconv"`` or ``"window"``.
-        num_heads: attention heads for ``mixer="attention"`` or ``"window"``;
-            None picks head width 32 (``dim // 32`` heads, as Swin) when 32
-            divides ``dim``, else one head.
-        window_size: window side for ``mixer="window"`` (Swin: 7); it must
-            divide the map's height and width unless the map fits in one
-            window (see ``focaledu.attention.window_plan``).
-        shift_size: cyclic shift of the windows for ``mixer="window"``,
-            ``0 <= shift_size < window_size`` (Swin: 0 or ``window_size // 2``).
+        mixer: ``"focal"`` (``FocalModulation``), ``"attention"`` (global, with relative position bias),
+            ``"dwconv"`` (``DepthwiseConvMixer``) or ``"window"`` (``WindowAttention``).
+        num_heads: attention heads; None picks ``dim // 32`` when 32 divides ``dim``, else one.
+        window_size: window side for ``mixer="window"``; see ``focaledu.attention.window_plan``.
+        shift_size: cyclic window shift for ``mixer="window"``, ``0 <= shift_size < window_size``.
+
+    Call arguments:
+        return_modulation: also return the gates and modulator (``mixer="focal"`` only; raises otherwise).
     """
 
     MIXERS = ("focal", "attention", "dwconv", "window")

@@ -20,41 +20,19 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class FocalNet(keras.Model):
     """Focal Modulation Network (Yang et al., NeurIPS 2022) for image classification.
 
-    ``model(images)`` maps ``(B, H, W, in_chans)`` images to logits
-    ``(B, num_classes)`` (pooled features when ``num_classes=0``). With
-    ``include_preprocessing=True`` it takes images as they come, uint8 or float
-    pixels in 0-255, and scales and standardises them itself, as
-    ``keras.applications`` models do; the shipped models are built so. Without
-    it (the default, and what training uses: the input pipeline augments and
-    standardises the batches) it takes standardised float images. The layout
-    follows microsoft/FocalNet: a patch-embedding stem, stages of
-    ``FocalNetBlock`` whose width doubles after each downsampling, a final
-    LayerNorm, global average pooling and a linear head.
-
-    The gates and modulators of every block are part of the functional graph:
-    ``model.modulation_outputs[block_name]`` holds the symbolic
-    ``{"gates", "modulator"}`` tensors, and ``focaledu.interpret.modulation_maps``
-    evaluates them. No tensor is stored on a layer during ``call``.
-
-    ``mixer`` (with ``num_heads``, ``window_size``) picks every block's token
-    mixer; the default is the official model. With
-    ``mixer="attention"``, ``"dwconv"`` or ``"window"`` the blocks have no
-    gates or modulator, so ``modulation_outputs`` is empty (``block_names``
-    still lists every block). With ``mixer="window"`` (Swin's window
-    attention) the odd blocks of each stage (``layers_{i}_blocks_1``, ``_3``,
-    ...) shift their windows by ``window_size // 2``, as Swin does.
+    Maps ``(B, H, W, in_chans)`` images to logits ``(B, num_classes)`` (pooled features when ``num_classes=0``).
+    Every focal block's gates and modulator are symbolic outputs in ``model.modulation_outputs[block_name]``,
+    read with ``focaledu.interpret.modulation_maps``.
 
     Args:
-        image_size: int or ``(height, width)``; divisible by
-            ``patch_size * 2 ** (len(depths) - 1)``.
+        image_size: int or ``(height, width)``; divisible by ``patch_size * 2 ** (len(depths) - 1)``.
         num_classes: size of the linear head; 0 for no head.
-        patch_size: stem stride (4 in the official models).
+        patch_size: stem stride.
         embed_dim: width of the first stage; stage ``i`` has ``embed_dim * 2**i``.
         depths: blocks per stage.
         mlp_ratio: MLP hidden width as a multiple of the stage width.
         drop_rate: dropout after the stem, in the modulation projection and the MLP.
-        drop_path_rate: stochastic depth of the last block; block ``k`` gets
-            ``linspace(0, drop_path_rate, sum(depths))[k]``.
+        drop_path_rate: stochastic depth of the last block, linear from 0 over all blocks.
         focal_levels: focal levels ``L`` per stage.
         focal_windows: first-level kernel size per stage.
         focal_factor: kernel growth per level.
@@ -66,21 +44,15 @@ class FocalNet(keras.Model):
         normalize_modulator: divide the aggregated context by ``L + 1``.
         patch_norm: LayerNorm after the stem.
         in_chans: input channels.
-        mixer: the blocks' token mixer, ``"focal"``, ``"attention"``, ``"dwconv"``
-            or ``"window"``.
-        num_heads: attention heads per stage for ``mixer="attention"`` or
-            ``"window"``; None: head width 32 (see ``FocalNetBlock``).
-        include_preprocessing: take pixels in 0-255 (uint8 or float): the model
-            divides them by 255 (``Rescaling``), then subtracts ``mean`` and
-            divides by ``std`` per channel (``Normalization``).
+        mixer: the blocks' token mixer, ``"focal"``, ``"attention"``, ``"dwconv"`` or ``"window"`` (no gates but focal).
+        num_heads: attention heads per stage for ``mixer="attention"`` or ``"window"``; None: head width 32.
+        include_preprocessing: take pixels in 0-255 (uint8 or float) and rescale and standardise them in the
+            model; False (what training uses): take standardised float images.
         mean: per-channel mean of the images scaled to [0, 1] (default: ImageNet's).
         std: per-channel standard deviation of the images scaled to [0, 1].
-        window_size: window side for ``mixer="window"``, the same in every
-            stage as in Swin (Swin-T: 7 at 224 x 224). It must divide each
-            stage's feature map unless the map fits in one window (e.g. 4 for
-            ``focalnet_cifar_tiny``'s 8 x 8, 4 x 4 and 2 x 2 maps).
-        dtype: a dtype policy for every layer, e.g. ``"mixed_bfloat16"``;
-            None follows the global policy. It is not stored in ``get_config``.
+        window_size: window side for ``mixer="window"``, the same in every stage; it must divide each stage's
+            feature map unless the map fits in one window. Odd blocks shift their windows by half.
+        dtype: a dtype policy for every layer, e.g. ``"mixed_bfloat16"``; not stored in ``get_config``.
     """
 
     def __init__(
@@ -250,11 +222,7 @@ class FocalNet(keras.Model):
 
     @property
     def block_names(self):
-        """Names of the ``FocalNetBlock`` layers, in order: ``layers_{stage}_blocks_{index}``.
-
-        With the default focal mixer these are also the keys of
-        ``modulation_outputs``; other mixers have no modulation outputs.
-        """
+        """Names of the ``FocalNetBlock`` layers, in order: ``layers_{stage}_blocks_{index}``."""
         return list(self._block_names)
 
     def get_config(self):
@@ -302,11 +270,9 @@ class FocalNet(keras.Model):
 
         Args:
             preset: a name from ``list_presets()`` or ``focaledu.list_pretrained()``.
-            load_weights: load the trained model's shipped weights (as
-                ``focaledu.pretrained``). None: load them when the preset has
-                them. True for an architecture-only preset raises.
-            **overrides: constructor arguments replacing the preset's; with
-                shipped weights only when ``load_weights=False``.
+            load_weights: load the shipped weights; None: when the preset has them (True without any raises).
+            **overrides: constructor arguments replacing the preset's (for a trained model, only with
+                ``load_weights=False``).
         """
         trained = zoo.list_pretrained()
         if load_weights not in (None, True, False):
@@ -344,10 +310,9 @@ def ablated_switches(config):
 
 
 def pretrained(name, *, directory=None):
-    """``FocalNet.from_preset(name)`` for a trained model; ``directory`` reads another weights folder.
+    """``FocalNet.from_preset(name)`` for a trained model, its weights' sha256 checked.
 
-    The weights file's sha256 is checked before the model is built (see
-    ``focaledu.zoo.load`` for what it expects and raises).
+    ``directory`` reads another weights folder.
     """
     return zoo.load(FocalNet, name, directory)
 

@@ -1,12 +1,4 @@
-"""What a training run reads: the dataset, its subset, and the input pipelines.
-
-:func:`load_data` resolves the ``data`` argument of :func:`focaledu.training.fit`
-(a path, ``"synthetic"``, an ``ImageDataset``, or None for
-:func:`focaledu.data.load_cifar10`'s own resolution); :func:`make_pipelines`
-turns it into training / validation / test pipelines, ``tf.data`` or NumPy
-(:class:`focaledu.array_pipeline.ArrayPipeline`) as the recipe asks.
-:mod:`focaledu.training` re-exports the public names.
-"""
+"""What a training run reads: the dataset (:func:`load_data`) and its pipelines (:func:`make_pipelines`)."""
 
 from __future__ import annotations
 
@@ -23,11 +15,7 @@ def load_data(data=None, recipe: Recipe | None = None, seed: int = 0):
     """An :class:`~focaledu.data.ImageDataset` for ``data``.
 
     Args:
-        data: an ``ImageDataset``; ``"synthetic"`` for
-            :func:`focaledu.data.synthetic_cifar10`; a path for
-            ``load_cifar10(path)``; None for ``load_cifar10()``'s own resolution
-            (``$FOCALEDU_CIFAR10``, Keras cache, download), which raises
-            ``DatasetUnavailableError`` with instructions when it finds nothing.
+        data: an ``ImageDataset``; ``"synthetic"``; a path for ``load_cifar10(path)``; None for ``load_cifar10()``.
         recipe: its ``train_per_class`` / ``test_per_class`` select a subset.
         seed: seed of the synthetic set.
     """
@@ -59,21 +47,8 @@ def data_pipeline(recipe: Recipe) -> str:
 def make_pipelines(dataset, recipe: Recipe, num_classes: int, image_size=(32, 32), seed: int = 0):
     """``Pipelines(train, validation, test)`` of ``(normalised images, one-hot labels)``.
 
-    The pieces of :func:`focaledu.data.make_datasets` (last
-    ``validation_split`` held out, seeded shuffle, crop + flip, CIFAR-10
-    standardisation), with two changes for training:
-
-    * the training pipeline drops the last partial batch (as timm's
-      ``drop_last``), so every step has the same shape: the train step is
-      traced/compiled once instead of twice per run, and each epoch still
-      sees a fresh shuffle (only when the split is smaller than one batch is
-      the partial batch kept);
-    * labels become one-hot for the smoothed loss, and images are resized
-      (bilinear) when the model's input is not 32x32 (e.g. the keras.io
-      tutorial's 48x48).
-
-    ``recipe.data_pipeline`` picks ``tf.data`` datasets or NumPy
-    :class:`~focaledu.array_pipeline.ArrayPipeline` objects (no TensorFlow).
+    The training pipeline drops the last partial batch, so the train step is compiled once; images are resized
+    when the model's input is not 32x32.
     """
     from focaledu.data import Pipelines, split_validation
 
@@ -117,10 +92,9 @@ def make_pipelines(dataset, recipe: Recipe, num_classes: int, image_size=(32, 32
 
 
 def _even_batch(target: int, *sizes: int) -> int:
-    """The largest batch <= ``target`` (and > ``target / 2``) that divides every non-zero size, else ``target``.
+    """The largest batch <= ``target`` (and > ``target / 2``) dividing every non-zero size, else ``target``.
 
-    Evaluation batches of one shape are compiled once: on a GPU each extra
-    shape (the last partial batch) costs another XLA compilation.
+    Batches of one shape compile once.
     """
     sizes = [n for n in sizes if n]
     for batch in range(target, target // 2, -1):
@@ -137,13 +111,9 @@ def steps_per_epoch(n_train: int, validation_split: float, batch_size: int) -> i
 
 
 def preprocess_images(images, image_size=None, *, model=None):
-    """Raw ``uint8`` images to model inputs: ``/255``, CIFAR-10 standardisation, resize.
+    """Raw ``uint8`` images to model inputs with NumPy (no TensorFlow): ``/255``, CIFAR-10 standardisation, resize.
 
-    With ``model``: the inputs that model takes, at its ``image_size``; for a
-    ``FocalNet(include_preprocessing=True)`` (a shipped model) only the resize.
-    :func:`focaledu.array_pipeline.to_inputs`, the NumPy arithmetic of
-    :class:`~focaledu.array_pipeline.ArrayPipeline` (so :func:`focaledu.training.evaluate`
-    and this agree), and no TensorFlow: Keras' preprocessing layers need it even under JAX.
+    With ``model``: the inputs that model takes, at its ``image_size`` (only the resize with ``include_preprocessing``).
     """
     from focaledu.array_pipeline import model_scale, to_inputs
 

@@ -1,18 +1,6 @@
-"""Matplotlib figures for the chapters (and the command line).
+"""Matplotlib figures for the chapters: receptive fields, gates and modulators.
 
-Every function takes NumPy arrays, draws on new axes (or on ``ax`` when
-given) and returns the ``Figure``; none calls ``plt.show()``. Images are
-``(H, W, 3)`` floats in [0, 1] or uint8.
-
-* receptive fields: ``receptive_field_overlay``, ``receptive_field_figure``,
-  ``receptive_field_grid``, ``receptive_field_maps``, ``growth_curves``;
-* gates and modulators: ``modulation_overlay`` (the keras.io tutorial's
-  picture: the image, each gate map stretched over it, the modulator),
-  ``modulator_overlay``, ``modulator_figure``, ``channel_norm_maps``;
-* experiments: ``curves``.
-
-``modulation_overlay``, ``curves`` and ``LEVEL_COLORS`` are defined in
-``focaledu.figures``, the library's figures, which training runs draw too.
+Every function draws on new axes (or ``ax``) and returns the ``Figure`` (no ``plt.show()``).
 """
 
 import math
@@ -42,12 +30,11 @@ def receptive_field_overlay(image, masks, pixel, ax=None, title=None, labels=Non
 
     Args:
         image: ``(H, W, 3)``.
-        masks: boolean ``(L + 1, H, W)`` from ``receptive.receptive_field_mask``;
-            the last (global) level is drawn as a dashed frame.
+        masks: boolean ``(L + 1, H, W)`` from ``receptive.receptive_field_mask``; the global level dashed.
         pixel: ``(row, column)``, marked with a cross.
         ax: axes to draw on; a new figure by default.
         title: axes title.
-        labels: one legend entry per level; "level l" by default.
+        labels: one legend entry per level.
     """
     image = image_array(image)
     masks = np.asarray(masks, dtype=bool)
@@ -95,10 +82,7 @@ def _setting_title(focal_level, focal_window, focal_factor, patch_size):
 
 def receptive_field_figure(image, pixel, focal_level=2, focal_window=3, focal_factor=2, patch_size=1,
                            ax=None, title=None):
-    """The receptive field of every level around ``pixel`` of ``image``, for one setting.
-
-    The plain function behind ``focaledu.widgets.receptive_field_explorer``.
-    """
+    """The receptive field of every level around ``pixel`` of ``image``, for one setting."""
     image = image_array(image)
     masks = receptive.receptive_field_mask(
         image.shape[0], image.shape[1], pixel, focal_level, focal_window, focal_factor, patch_size
@@ -139,9 +123,9 @@ def receptive_field_maps(gradients, masks=None, pixel=None, titles=None, cmap="v
 
     Args:
         gradients: ``(L + 1, H, W)`` from ``receptive.receptive_field_gradients``.
-        masks: the analytic windows ``(L + 1, H, W)``; each is outlined in red.
+        masks: the analytic windows ``(L + 1, H, W)``, outlined in red.
         pixel: ``(row, column)``, marked with a cross.
-        titles: one title per level; "level l: n positions" by default.
+        titles: one title per level.
     """
     gradients = np.asarray(gradients, dtype="float64")
     levels = len(gradients)
@@ -175,7 +159,7 @@ def growth_curves(settings, max_level=6, patch_size=1, ax=None, image_size=None)
         max_level: the largest ``focal_level`` shown.
         patch_size: pixels per token; the y axis is in pixels when > 1.
         ax: axes to draw on.
-        image_size: draws a horizontal line at this size (what the global level sees).
+        image_size: draws a horizontal line at this size.
     """
     fig, ax = figure_axes(ax, (5, 3.5))
     levels = np.arange(1, max_level + 1)
@@ -195,11 +179,9 @@ def growth_curves(settings, max_level=6, patch_size=1, ax=None, image_size=None)
 
 
 def modulator_overlay(image, modulator, ax=None, title="modulator", reduce="norm", cmap="inferno"):
-    """``image`` with the modulator ``(h, w, C)``, reduced over channels, stretched over it.
+    """``image`` with the modulator ``(h, w, C)`` stretched over it, reduced over channels.
 
-    ``reduce="norm"`` shows ``||M_i||``, the L2 norm over channels (how strongly
-    position ``i`` is modulated; the keras.io tutorial's choice too);
-    ``reduce="mean"`` the channel mean.
+    ``reduce`` is ``"norm"`` or ``"mean"``.
     """
     image = image_array(image)
     fig, ax = figure_axes(ax, (4, 4))
@@ -208,10 +190,7 @@ def modulator_overlay(image, modulator, ax=None, title="modulator", reduce="norm
 
 
 def modulator_figure(image, modulator, title="modulator", reduce="norm", cmap="inferno"):
-    """Two panels: the modulator reduced over channels over ``image``, and alone with a colour bar.
-
-    The plain function behind ``focaledu.widgets.gate_explorer``.
-    """
+    """Two panels: the modulator reduced over channels over ``image``, and alone with a colour bar."""
     image = image_array(image)
     values = reduce_channels(modulator, reduce)
     fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.8), layout="constrained")
@@ -227,9 +206,7 @@ def modulator_figure(image, modulator, title="modulator", reduce="norm", cmap="i
 def channel_norm_maps(maps, titles=None, image=None, suptitle=None, reduce="norm", cmap="inferno", shared=True):
     """One panel per ``(h, w, C)`` map, reduced over channels (over ``image`` when given).
 
-    E.g. the context levels ``Z^1 .. Z^{L+1}`` of one image; a ``(1, 1, C)``
-    map (the global level) is shown as one flat colour. With ``shared`` all
-    panels use one colour scale, so their magnitudes compare.
+    ``shared``: one colour scale for all panels.
     """
     maps = [np.asarray(m) for m in maps]
     reduced = [reduce_channels(values, reduce) for values in maps]

@@ -1,10 +1,6 @@
-"""Readers for the files CIFAR-10 comes in: the official python batches (a
-directory or the ``.tar.gz``), image folders, zips of image folders, and the
-JPEG-bytes ``.npz`` mirror.
+"""Readers for the files CIFAR-10 comes in: python batches, ``.tar.gz``, image folders, zips, JPEG ``.npz``.
 
-Each returns an :class:`~focaledu.image_dataset.ImageDataset` or raises
-:class:`~focaledu.image_dataset.CorruptDatasetError` naming the file;
-:func:`focaledu.data.load_cifar10` decides which one to call.
+Each returns an :class:`~focaledu.image_dataset.ImageDataset` or raises ``CorruptDatasetError`` naming the file.
 """
 
 from __future__ import annotations
@@ -54,11 +50,7 @@ _ALLOWED_PICKLE_GLOBALS = {
 
 
 class _BatchUnpickler(pickle.Unpickler):
-    """Unpickler that only builds numpy arrays and plain containers.
-
-    The official batches are pickles; restricting globals means a file
-    someone hands you cannot run code when loaded.
-    """
+    """Unpickler that only builds numpy arrays and plain containers, so a batch file cannot run code when loaded."""
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _ALLOWED_PICKLE_GLOBALS:
@@ -146,11 +138,7 @@ def _load_tarball(path: Path) -> ImageDataset:
 
 
 def _folder_layout(relpaths: Sequence[str], container: str) -> dict[str, dict[str, list[str]]]:
-    """Group ``[prefix/]split/class/file`` paths as ``{split: {class: [paths]}}``.
-
-    ``prefix`` may be empty or one directory (e.g. ``cifar10/``); exactly one
-    prefix must hold both splits.
-    """
+    """Group ``[prefix/]split/class/file`` paths as ``{split: {class: [paths]}}`` (one prefix holds both splits)."""
     layouts: dict[str, dict[str, dict[str, list[str]]]] = {}
     for rel in relpaths:
         parts = rel.split("/")
@@ -195,7 +183,7 @@ def _interleave(per_class: list[list[str]], limit: int | None) -> tuple[list[str
 def _decode_image(raw: bytes, where: str) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(raw)) as image:
-            # convert() would copy an RGB image for nothing (about 10 % of the decoding time).
+            # convert() would copy an RGB image for nothing.
             array = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise CorruptDatasetError(f"{where} is not a readable image ({err})") from err

@@ -1,19 +1,6 @@
-"""Receptive fields of hierarchical contextualization, analytic and measured.
+"""Receptive fields of hierarchical contextualization, analytic and measured, and the cost of a token mixer.
 
-Conventions (as in the paper and in ``focaledu.FocalModulation``):
-
-* the convolutional levels are ``l = 1 .. L`` (``L = focal_level``) and the
-  global level is ``L + 1``; ``Z^0`` is the linear projection of the input;
-* the code numbers the convolutions from 0: level ``l`` uses
-  ``focal_layers[l - 1]``, whose kernel is ``focal_factor * (l - 1) + focal_window``;
-* level ``l`` sees a square window of ``r_l = 1 + sum_{i <= l} (k_i - 1)``
-  tokens around a position (stacked stride-1 convolutions of odd kernels with
-  "same" padding), cut off at the border; the global level sees everything.
-
-Besides the arithmetic, this module reads the intermediate quantities of a real
-layer (``split_projection``, ``context_levels``), measures receptive fields
-from gradients (``receptive_field_gradients``, ``empirical_receptive_field_mask``) and counts parameters and
-multiply-accumulates of focal modulation and self-attention.
+Levels are ``l = 1 .. L`` (convolutional) and ``L + 1`` (global); level ``l`` uses ``focal_layers[l - 1]``.
 """
 
 import math
@@ -28,10 +15,7 @@ from focaledu.layers import focal_kernel_sizes
 
 
 def kernel_sizes(focal_level, focal_window=3, focal_factor=2):
-    """Kernel sizes ``[k_1, ..., k_L]`` with ``k_l = focal_factor * (l - 1) + focal_window``.
-
-    The same list as ``FocalModulation(...).kernel_sizes``.
-    """
+    """Kernel sizes ``[k_1, ..., k_L]``, ``k_l = focal_factor * (l - 1) + focal_window``."""
     focal_level = _validate.positive_int("focal_level", focal_level)
     focal_window = _validate.odd_int("focal_window", focal_window)
     focal_factor = _validate.even_int("focal_factor", focal_factor)
@@ -39,12 +23,9 @@ def kernel_sizes(focal_level, focal_window=3, focal_factor=2):
 
 
 def receptive_fields(focal_level, focal_window=3, focal_factor=2, patch_size=1):
-    """Side lengths ``[r_1, ..., r_L, inf]`` of the square each level sees.
+    """Side lengths ``[r_1, ..., r_L, inf]`` of the square each level sees, in tokens.
 
-    ``r_l = 1 + sum_{i <= l} (k_i - 1)`` tokens; times ``patch_size`` pixels
-    when the tokens are non-overlapping ``patch_size`` x ``patch_size`` patches.
-    The last entry, the global level ``L + 1``, is ``math.inf``: it averages
-    the whole feature map, whatever its size.
+    Times ``patch_size`` in pixels.
     """
     patch_size = _validate.positive_int("patch_size", patch_size)
     sizes, size = [], 1
@@ -71,16 +52,13 @@ def receptive_field_mask(height, width, pixel, focal_level, focal_window=3, foca
     """Which input positions each level can see from ``pixel``.
 
     Args:
-        height, width: size of the image (in pixels; divisible by ``patch_size``).
+        height, width: size of the image in pixels (divisible by ``patch_size``).
         pixel: ``(row, column)`` of the chosen position, in pixels.
         focal_level, focal_window, focal_factor: as in ``FocalModulation``.
-        patch_size: pixels per token side (the patch embedding's stride); 1 when
-            the layer works on the image grid itself.
+        patch_size: pixels per token side; 1 on the image grid itself.
 
     Returns:
-        A boolean array ``(L + 1, height, width)``: entry ``l - 1`` is the window
-        of level ``l`` around the token that contains ``pixel``, clipped at the
-        border, in whole patches; the last entry (the global level) is all True.
+        A boolean array ``(L + 1, height, width)``, clipped at the border; the global level is all True.
     """
     height = _validate.positive_int("height", height)
     width = _validate.positive_int("width", width)
@@ -124,11 +102,7 @@ def split_projection(layer, x):
 
 
 def levels_from_context(layer, context):
-    """``[Z^1, ..., Z^L, Z^{L+1}]`` from ``Z^0`` with the layer's depthwise kernels.
-
-    ``Z^l = GELU(DWConv_l(Z^{l-1}))`` in sequence, then the global level
-    ``Z^{L+1} = GELU(mean_{h,w} Z^L)`` of shape ``(B, 1, 1, C)``.
-    """
+    """``[Z^1, ..., Z^L, Z^{L+1}]`` from ``Z^0`` with the layer's depthwise kernels; ``Z^{L+1}`` is ``(B, 1, 1, C)``."""
     levels = []
     for focal_layer in layer.focal_layers:
         context = gelu(focal_layer(context))
@@ -174,12 +148,6 @@ def _input_gradients(fn, x):
 def receptive_field_gradients(layer, height, width, pixel, seed=0):
     """How strongly each input position moves each level at ``pixel`` of a real ``FocalModulation``.
 
-    For every level ``l`` the gradient of ``sum_c Z^l[pixel, c]`` (of
-    ``sum Z^{L+1}`` for the global level) with respect to a random input ``x``
-    ``(1, height, width, dim)`` is taken and its absolute value summed over
-    channels. Outside the level's window no path exists, so the gradient there
-    is exactly 0; inside, its size shows the *effective* receptive field.
-
     Args:
         layer: a ``focaledu.FocalModulation`` (built or not).
         height, width: size of the token grid to probe.
@@ -187,7 +155,7 @@ def receptive_field_gradients(layer, height, width, pixel, seed=0):
         seed: seed of the random input.
 
     Returns:
-        A float array ``(L + 1, height, width)``.
+        A float array ``(L + 1, height, width)``, exactly 0 outside each level's window.
     """
     height = _validate.positive_int("height", height)
     width = _validate.positive_int("width", width)
@@ -214,14 +182,7 @@ def receptive_field_gradients(layer, height, width, pixel, seed=0):
 
 
 def empirical_receptive_field_mask(layer, height, width, pixel, seed=0):
-    """Measures which inputs each level of a real ``FocalModulation`` sees from ``pixel``.
-
-    The positions where ``receptive_field_gradients`` is not zero. Compare with
-    ``receptive_field_mask(height, width, pixel, ..., patch_size=1)``.
-
-    Returns:
-        A boolean array ``(L + 1, height, width)``.
-    """
+    """The positions where :func:`receptive_field_gradients` is not zero: a boolean ``(L + 1, height, width)`` array."""
     return receptive_field_gradients(layer, height, width, pixel, seed) != 0
 
 
@@ -233,15 +194,10 @@ def empirical_receptive_field_mask(layer, height, width, pixel, seed=0):
 def modulation_cost(dim, height, width, focal_level, focal_window=3, focal_factor=2, bias=True):
     """Parameters and MACs of one ``FocalModulation`` on a ``height`` x ``width`` token grid.
 
-    MACs count the linear maps ``f``, ``h``, ``proj`` (``N * C * out``), the
-    depthwise convolutions (``N * C * k^2`` each), the gating products
-    (``N * C * (L + 1)``) and ``q * M`` (``N * C``); the global average,
-    GELUs and biases are left out. Papers, FocalNet's included, report these
-    as "FLOPs".
+    The global average, GELUs and biases are left out.
 
     Returns:
-        ``{"params": int, "macs": int}``; ``params`` equals ``count_params()``
-        of ``FocalModulation(dim, focal_window, focal_level, focal_factor, bias)``.
+        ``{"params": int, "macs": int}``.
     """
     dim = _validate.positive_int("dim", dim)
     tokens = _validate.positive_int("height", height) * _validate.positive_int("width", width)
@@ -263,9 +219,7 @@ def modulation_cost(dim, height, width, focal_level, focal_window=3, focal_facto
 def attention_cost(dim, height, width, bias=True):
     """Parameters and MACs of multi-head self-attention over ``height * width`` tokens.
 
-    ``qkv`` and ``proj`` are ``4 * C^2`` weights (+ ``4 * C`` biases) whatever
-    the number of heads; MACs are ``4 N C^2`` for them plus ``2 N^2 C`` for
-    ``Q K^T`` and ``A V`` (softmax left out).
+    MACs are ``4 N C^2 + 2 N^2 C`` (softmax left out).
     """
     dim = _validate.positive_int("dim", dim)
     tokens = _validate.positive_int("height", height) * _validate.positive_int("width", width)

@@ -1,29 +1,7 @@
-"""The training recipe: hyper-parameters, and the Keras built-ins they configure.
+"""The training recipe: hyper-parameters (:class:`Recipe`, :data:`PROFILES`) and the Keras built-ins they configure.
 
-Nothing here is hand-written that Keras already has:
-
-* **optimizer**: ``keras.optimizers.AdamW`` with ``epsilon=1e-8`` (FocalNet's
-  value; Keras defaults to 1e-7), decoupled weight decay that skips LayerNorm
-  scales/offsets, biases and layer-scale gammas
-  (``exclude_from_weight_decay(var_names=...)``, called before the optimizer
-  is built), and ``global_clipnorm`` gradient clipping;
-* **schedule**: ``keras.optimizers.schedules.CosineDecay`` with a linear
-  warm-up. ``CosineDecay`` lasts ``warmup_steps + decay_steps``, so
-  ``decay_steps`` is the run length *minus* the warm-up; passing the whole
-  run length (the common mistake) leaves the rate well above its minimum at
-  the end;
-* **loss**: ``keras.losses.CategoricalCrossentropy(label_smoothing=...)`` on
-  one-hot labels. ``SparseCategoricalCrossentropy`` has no
-  ``label_smoothing`` argument in Keras 3, and one-hot targets are also what
-  mixup/cutmix need (``Recipe(mixup_alpha=..., cutmix_alpha=...)``, mixed in
-  the NumPy pipeline);
-* **precision**: optional ``mixed_float16`` / ``mixed_bfloat16``, passed to
-  the model as its ``dtype`` policy (the global policy is not touched; Keras
-  adds loss scaling for float16 by itself).
-
-:class:`Recipe` holds the hyper-parameters; :data:`PROFILES` has ``quick``
-(a ~1 minute CPU smoke run on a subset) and ``full`` (the measured CIFAR-10
-recipe). :mod:`focaledu.training` re-exports everything here.
+AdamW with weight-decay exclusions and clipping, ``CosineDecay`` with warm-up, label-smoothed
+``CategoricalCrossentropy`` on one-hot labels, and an optional mixed-precision dtype policy.
 """
 
 from __future__ import annotations
@@ -76,52 +54,31 @@ DATA_PIPELINES = ("auto", "tf.data", "numpy")
 class Recipe:
     """Hyper-parameters of a training run.
 
-    Learning rates are per step: the rate rises linearly from
-    ``warmup_learning_rate`` to ``learning_rate`` over ``warmup_epochs``, then
-    follows a cosine down to ``min_learning_rate`` at the last step.
-
     Attributes:
         name: profile name, recorded in ``metrics.json``.
         epochs: default number of epochs (``fit(epochs=...)`` overrides it).
         batch_size: training batch size.
         learning_rate: peak AdamW learning rate, reached at the end of warm-up.
         warmup_learning_rate: rate at step 0.
-        min_learning_rate: rate at the end of the run.
-        warmup_epochs: warm-up length (fractions allowed); shortened to at
-            most half of a run that is too short for it.
+        min_learning_rate: rate at the end of the run (cosine decay).
+        warmup_epochs: warm-up length (fractions allowed); at most half the run.
         weight_decay: decoupled AdamW weight decay.
-        beta_1, beta_2, epsilon: AdamW moments and epsilon (1e-8 as FocalNet).
+        beta_1, beta_2, epsilon: AdamW moments and epsilon.
         global_clipnorm: clip the global gradient norm (None or 0: no clipping).
-        gradient_accumulation_steps: average the gradients of this many
-            batches before each update (Keras' optimizer option; None or 1:
-            update every batch). The update sees ``batch_size *
-            gradient_accumulation_steps`` images, in the memory of one batch;
-            the schedule still counts batches.
+        gradient_accumulation_steps: batches averaged before each update (None or 1: every batch).
         label_smoothing: for ``CategoricalCrossentropy``.
         no_weight_decay: variable-name patterns excluded from weight decay.
         augment: padded random crop + horizontal flip.
-        mixup_alpha, cutmix_alpha: Mixup / CutMix on every training batch
-            (:func:`focaledu.array_pipeline.mix_batch`, as timm's ``Mixup``;
-            0: off). They run in the NumPy pipeline: ``data_pipeline="auto"``
-            picks it, ``"tf.data"`` with mixing is an error.
+        mixup_alpha, cutmix_alpha: Mixup / CutMix on every training batch (0: off; NumPy pipeline only).
         mix_switch_prob: with both on, the probability of CutMix for a batch.
-        test_time_flip: also report the test accuracy of the averaged
-            softmax of each image and its mirror image (``test_accuracy_flip``
-            in ``metrics.json``; ``test_accuracy`` stays single-view).
-        deterministic_data: run the augmentation map sequentially, so a seed
-            reproduces the batches (False: parallel, faster on many cores).
-        data_pipeline: ``"tf.data"`` (:mod:`focaledu.data`), ``"numpy"``
-            (:class:`focaledu.array_pipeline.ArrayPipeline`, no TensorFlow
-            needed; always reproducible) or ``"auto"``: ``tf.data`` when
-            TensorFlow is installed and no mixing is asked for, else NumPy.
+        test_time_flip: also report ``test_accuracy_flip``, averaging each image and its mirror.
+        deterministic_data: run the augmentation map sequentially, so a seed reproduces the batches.
+        data_pipeline: ``"tf.data"``, ``"numpy"`` or ``"auto"`` (``tf.data`` when installed and no mixing).
         validation_split: last fraction of the training set held out.
-        train_per_class, test_per_class: use only the first ``n`` images of
-            each class (None: all), for quick runs.
+        train_per_class, test_per_class: use only the first ``n`` images of each class (None: all).
         mixed_precision: None, ``"mixed_float16"`` or ``"mixed_bfloat16"``.
-        jit_compile: True / False / ``"auto"``; None picks per backend
-            (see :func:`default_jit_compile`).
-        monitor_every: save a modulation figure every this many epochs
-            (0: never).
+        jit_compile: True / False / ``"auto"``; None picks per backend (:func:`default_jit_compile`).
+        monitor_every: save a modulation figure every this many epochs (0: never).
         monitor_images: how many fixed test images the figure shows.
     """
 
@@ -215,12 +172,7 @@ class Recipe:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def scaled_to(self, batch_size: int) -> "Recipe":
-        """This recipe at another global batch, learning rates scaled linearly (Goyal et al. 2017).
-
-        The official FocalNet does the same (``lr = base_lr * global_batch / 512``).
-        Use it when adding devices also grows the global batch; splitting the
-        same global batch over more devices needs no change.
-        """
+        """This recipe at another global batch, learning rates scaled linearly (Goyal et al. 2017)."""
         _check(isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size >= 1,
                "batch_size", batch_size, "a positive integer")
         factor = batch_size / self.batch_size
@@ -242,9 +194,8 @@ def _check(ok, name, value, expected):
         raise ValueError(f"Recipe `{name}` must be {expected}; received {value!r}.")
 
 
-#: ``full``: the measured CIFAR-10 recipe. ``quick``: same recipe on 200
-#: train / 100 test images per class, 3 epochs, warm-up 1 epoch, batch 64
-#: (about a minute with ``focalnet_cifar_tiny`` on 2 CPU cores), for tests and CI.
+#: ``full``: the CIFAR-10 recipe. ``quick``: same recipe on 200 train / 100 test images per class,
+#: 3 epochs, warm-up 1 epoch, batch 64, for tests and CI.
 PROFILES: dict[str, Recipe] = {
     "full": Recipe(),
     "quick": Recipe(
@@ -274,15 +225,9 @@ def recipe(profile: str | Recipe = "full", **overrides) -> Recipe:
 
 
 def default_jit_compile(backend: str | None = None) -> bool | str:
-    """The ``jit_compile`` a :class:`Recipe` with ``jit_compile=None`` uses.
+    """The ``jit_compile`` of ``Recipe(jit_compile=None)``: True on JAX, False on TensorFlow CPU, else ``"auto"``.
 
-    * JAX: ``True``. Keras' JAX trainer is meant to run under ``jax.jit``;
-      ``False`` runs op by op and is far slower.
-    * TensorFlow on CPU: ``False``. XLA made the FocalNet training step
-      slower than the plain ``tf.function`` graph (oneDNN kernels); the
-      measurement is ``benchmarks/results/jit_compile_cpu.json``. Keras'
-      ``"auto"`` picks XLA whenever every layer supports it, the wrong choice here.
-    * TensorFlow with a GPU, other backends: ``"auto"`` (Keras decides).
+    XLA slows the TensorFlow CPU training step; see ``benchmarks/results/jit_compile_cpu.json``.
     """
     import keras
 
@@ -302,12 +247,7 @@ def default_jit_compile(backend: str | None = None) -> bool | str:
 
 
 def schedule_steps(recipe: Recipe, steps_per_epoch: int, epochs: int | None = None) -> tuple[int, int]:
-    """``(warmup_steps, decay_steps)`` with ``warmup_steps + decay_steps`` = the run's steps.
-
-    The warm-up is shortened to at most half the run when ``warmup_epochs``
-    would not leave room for the cosine (e.g. ``--epochs 1`` with the full
-    profile); :func:`fit` records the values it used.
-    """
+    """``(warmup_steps, decay_steps)`` summing to the run's steps; the warm-up is cut to at most half the run."""
     epochs = recipe.epochs if epochs is None else epochs
     total = int(steps_per_epoch) * int(epochs)
     if total < 1:
@@ -320,11 +260,7 @@ def schedule_steps(recipe: Recipe, steps_per_epoch: int, epochs: int | None = No
 def make_schedule(recipe: Recipe, steps_per_epoch: int, epochs: int | None = None):
     """Linear warm-up then cosine decay, as one ``keras.optimizers.schedules.CosineDecay``.
 
-    ``schedule(0) == warmup_learning_rate``, ``schedule(warmup_steps) ==
-    learning_rate`` and ``schedule(total_steps) == min_learning_rate``.
-    ``CosineDecay`` runs for ``warmup_steps + decay_steps``, so ``decay_steps``
-    must be the total minus the warm-up, and its ``alpha`` is a fraction of
-    ``warmup_target``.
+    ``decay_steps`` is the total minus the warm-up, so the rate reaches ``min_learning_rate`` at the last step.
     """
     import keras
 
@@ -359,7 +295,7 @@ def schedule_rates(schedule, steps):
     if keras.backend.backend() == "torch":
         # torch.vmap cannot batch the warm-up's ops.cond; eager torch costs microseconds a step.
         return np.array([float(keras.ops.convert_to_numpy(schedule(int(s)))) for s in steps])
-    # One vectorised call: on JAX, a call per step traces the warm-up's cond again (~45 ms a step).
+    # One vectorised call: on JAX, a call per step would trace the warm-up's cond again.
     rates = keras.ops.vectorized_map(schedule, keras.ops.convert_to_tensor(steps, "float32"))
     return keras.ops.convert_to_numpy(rates).astype("float64")
 
@@ -394,9 +330,7 @@ def build_model(preset: str = "focalnet_cifar_tiny", recipe: Recipe | None = Non
                 **overrides):
     """``model_class.from_preset(preset, **overrides)`` with the recipe's dtype policy.
 
-    ``model_class`` is ``FocalNet`` or a subclass (None: ``FocalNet``). The
-    policy is passed as ``dtype=`` and reaches every layer; the global dtype
-    policy is left alone.
+    ``model_class`` defaults to ``FocalNet``; the global dtype policy is left alone.
     """
     from focaledu.model import FocalNet
 

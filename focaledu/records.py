@@ -1,10 +1,4 @@
-"""Results files: what they record about a run (command, machine, versions, date), and the recorded ones.
-
-The benchmark scripts write ``benchmarks/results/<name>.json``; the package
-ships those files (``focaledu/_results`` links to that folder in the
-repository, and a wheel holds copies), so :func:`load_result` finds them in a
-checkout and in a pip install alike, e.g. in a chapter opened alone on Colab.
-"""
+"""Results files: what they record about a run (command, machine, versions, date), and the shipped ones."""
 
 from __future__ import annotations
 

@@ -1,10 +1,4 @@
-"""Real images for the chapters, available offline.
-
-``sample_image`` is the photograph of Grace Hopper that Matplotlib ships.
-``cifar_examples`` takes test images from CIFAR-10 through
-``focaledu.data.load_cifar10`` and, when no copy can be found or downloaded,
-falls back to the procedural synthetic set, saying so in ``source_label``.
-"""
+"""Real images for the chapters, available offline (CIFAR-10 examples fall back to the synthetic set)."""
 
 from dataclasses import dataclass
 
@@ -14,11 +8,7 @@ from focaledu import data
 
 
 def sample_image(size=None):
-    """Grace Hopper's portrait from Matplotlib's sample data, float32 in [0, 1], ``(H, W, 3)``.
-
-    Args:
-        size: ``(height, width)`` to resize to, or None for the original 600x512.
-    """
+    """Grace Hopper's portrait from Matplotlib's sample data, float32 in [0, 1], ``(H, W, 3)``; ``size`` resizes it."""
     from matplotlib import cbook
     from PIL import Image
 

@@ -1,25 +1,7 @@
-"""Kernel-free explorers: pre-rendered frames behind HTML range sliders.
+"""Kernel-free explorers: pre-rendered frames behind HTML range sliders, for static pages and kernel-less notebooks.
 
-An ipywidgets explorer needs a running kernel to redraw; the static book and
-a notebook opened without a kernel only show its saved picture. A *frames
-explorer* renders a Matplotlib figure for every combination of a few values
-up front, embeds them as base64 images in one HTML block, and lets plain
-``<input type="range">`` sliders pick the frame. The switching is an inline
-``oninput`` handler (a few lines of JavaScript, no external script), so it
-works in the static HTML pages, in Jupyter (trusted notebooks) and on Colab.
-
-Structure of the HTML (stable, for tests and styling)::
-
-    <div class="focaledu-explorer" id="..." data-values="[[...], ...]" data-frames="[...]">
-      <div class="focaledu-explorer-controls">
-        <label>name <input type="range" class="focaledu-explorer-slider" data-name="name" ...>
-               <output class="focaledu-explorer-value">value</output></label> ...
-      </div>
-      <img class="focaledu-explorer-image" src="data:image/png;base64,..." alt="...">
-    </div>
-
-Each slider runs over the *indices* of its value list; the frame shown is the
-row-major index of the slider positions (the first slider varies slowest).
+The outer ``div.focaledu-explorer`` holds ``data-values`` and ``data-frames``, one ``input.focaledu-explorer-slider``
+per name and an ``img.focaledu-explorer-image``; the frame shown is the row-major index of the slider positions.
 """
 
 from __future__ import annotations
@@ -88,10 +70,10 @@ def render_frames(render, values, dpi=60, fmt="png", max_frames=MAX_FRAMES):
     """Renders one frame per combination of ``values``, the first name varying slowest.
 
     Args:
-        render: called as ``render(**{name: value})`` for every combination; returns a Figure.
+        render: called as ``render(**{name: value})``; returns a Figure.
         values: ``{name: [value, ...]}``; names are ``render``'s keyword arguments.
         dpi, fmt: of the saved images (``"png"`` or ``"jpeg"``).
-        max_frames: refuse to render more frames than this (they all go into the page).
+        max_frames: refuse to render more frames than this.
 
     Returns:
         A list of data URIs, in ``itertools.product`` order.
@@ -116,15 +98,15 @@ def _label(value):
 
 
 def explorer_html(frames, values, initial=None, labels=None, title=None, element_id=None):
-    """The HTML of a frames explorer over already-rendered ``frames`` (see the module docstring).
+    """The HTML of a frames explorer over already-rendered ``frames``.
 
     Args:
         frames: data URIs (or URLs), one per combination of ``values``, in ``render_frames`` order.
         values: ``{name: [value, ...]}``.
-        initial: ``{name: value}`` to show first; the first value of each list by default.
-        labels: ``{name: text}`` shown next to each slider; the name by default.
+        initial: ``{name: value}`` to show first; the first values by default.
+        labels: ``{name: text}`` shown next to each slider.
         title: a caption above the sliders (and the image's alt text).
-        element_id: the ``id`` of the outer ``div``; a unique one by default.
+        element_id: the ``id`` of the outer ``div``; unique by default.
     """
     values = _check_values(values)
     frames = list(frames)
@@ -181,18 +163,13 @@ def frames_explorer(render, values, initial=None, labels=None, title=None, dpi=6
 
     Args:
         render: ``render(**{name: value})`` returns a Matplotlib Figure (closed after saving).
-        values: ``{name: [value, ...]}``, one slider per name; keep the product small
-            (at most ``max_frames``): every frame is embedded in the page.
-        initial: ``{name: value}`` shown first (the first values by default).
-        labels: ``{name: text}`` for the sliders.
-        title: a caption above the sliders.
+        values: ``{name: [value, ...]}``, one slider per name; every frame is embedded in the page.
+        initial, labels, title, element_id: as :func:`explorer_html`.
         dpi, fmt: resolution and format (``"png"`` or ``"jpeg"``) of the frames.
         max_frames: the most frames allowed.
-        element_id: the ``id`` of the outer ``div`` (unique by default).
 
     Returns:
-        An ``IPython.display.HTML``; displayed, it shows the sliders and the image.
-        Its ``frames`` and ``values`` attributes hold the data URIs and the value lists.
+        An ``IPython.display.HTML`` with ``frames`` and ``values`` attributes.
     """
     from IPython.display import HTML
 

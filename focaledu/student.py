@@ -1,34 +1,8 @@
-"""Student notebooks and autograding for instructors.
+"""Student notebooks for instructors: ``python -m focaledu student-notebooks --out DIR [--book PATH]``.
 
-``python -m focaledu student-notebooks --out DIR [--book PATH]`` writes one
-student notebook per chapter (``PATH/*.ipynb``; ``PATH`` defaults to the
-``book/`` folder of the checkout the package runs from, and a pip install,
-which has no book, must name it). The chapters' notebooks are generated from
-the book's MyST pages (``make notebooks``), which tags a solution's cells
-``solution``: every code cell so tagged becomes a *stub* that defines the same
-function names and raises ``NotImplementedError`` with the exercise's hint,
-a markdown cell so tagged (the solution's explanation) is removed, the
-exercises and their check cells stay, a check cell tagged ``hidden-check``
-(checks only the grader runs) is removed, and all outputs are cleared.
-
-``python -m focaledu autograde SUBMISSION.ipynb ... --book PATH`` grades
-submitted notebooks with the instructor's checks: see ``focaledu.autograde``.
-
-Conventions the chapters follow (see ``book/03_hierarchical_contextualization.md``):
-
-- the exercise's text holds a ``python`` block with the stub, e.g.
-  ``def f(x): raise NotImplementedError("hint")``; it is used as is when it
-  defines the solution's function, else a stub is generated from the
-  solution's signature;
-- a solution cell defines functions or classes (and imports), or assigns a
-  prediction whose stub in the exercise's block leaves a ``...``; anything else
-  in it is dropped from the student version;
-- the check cell after it calls ``checks.<exercise>(<function>)``;
-- a code cell tagged ``hidden-check`` right after that check cell holds hidden
-  checks of the same exercise (``checks.<name>(...)`` calls, e.g. on other
-  inputs): the student notebooks leave it out, ``autograde`` counts it (the
-  exercise passes when its visible and hidden checks all do) and
-  ``export-otter`` makes it otter-grader's hidden test cases.
+Every code cell tagged ``solution`` becomes a stub raising ``NotImplementedError`` with the exercise's hint;
+markdown solution cells and ``hidden-check`` cells are removed and outputs cleared. The chapter conventions
+are in ``book/appendix_instructors.md``; grading is ``focaledu.autograde``.
 """
 
 from __future__ import annotations
@@ -51,8 +25,7 @@ META_KEY = "focaledu"
 RESULT_LINE = re.compile(r"^\[(PASSED|NOT YET)\] ([^:\n]+): (.*)$", re.M)
 PYTHON_BLOCK = re.compile(r"^(`{3,})(?:python|py|ipython3?)\s*\n(.*?)^\1\s*$", re.M | re.S)
 # A cell showing an ipywidgets explorer (widgets.<name>_explorer(...)). Graders run notebooks headless and
-# leave these out: nbclient can wait out a whole cell timeout after one (jupyter/nbclient#312; seen here
-# once in a few nbgrader runs of chapter 3, 300 s each time).
+# leave these out: nbclient can wait out a whole cell timeout after one (jupyter/nbclient#312).
 EXPLORER_CALL = re.compile(r"\bwidgets\.\w*explorer\(")
 
 
@@ -76,8 +49,7 @@ def _assigned_names(tree: ast.Module) -> set[str]:
 
 
 def _is_stub_block(block: str, tree: ast.Module) -> bool:
-    """An exercise's code block is a stub when its functions raise NotImplementedError or
-    its assignments leave a ``...`` (or None) for the learner to fill in."""
+    """Whether an exercise's code block is a stub (raises NotImplementedError or leaves ``...``)."""
     placeholders = any(isinstance(n, ast.Constant) and n.value in (Ellipsis, None) for n in ast.walk(tree))
     return "NotImplementedError" in block or (bool(_assigned_names(tree)) and placeholders)
 
@@ -162,11 +134,7 @@ def stubs(nb: nbformat.NotebookNode) -> dict[int, str]:
 
 
 def default_book() -> Path | None:
-    """The ``book/`` folder of the checkout this package runs from, or None.
-
-    None for a pip install (the package then sits in ``site-packages`` with no
-    ``book/`` and no ``pyproject.toml`` beside it).
-    """
+    """The ``book/`` folder of the checkout this package runs from, or None (a pip install)."""
     book = ROOT / "book"
     return book if book.is_dir() and (ROOT / "pyproject.toml").is_file() else None
 
@@ -176,10 +144,7 @@ class NoChaptersError(LookupError):
 
 
 def chapters(book: Path | str | None = None) -> list[Path]:
-    """The chapter notebooks, i.e. ``book/*.ipynb`` with at least one solution cell.
-
-    ``book`` defaults to :func:`default_book`; an empty list when there is none.
-    """
+    """The chapter notebooks, ``book/*.ipynb`` with a solution cell (``book``: :func:`default_book`)."""
     import nbformat  # here, not at the top: `python -m focaledu train` must not need it
 
     book = default_book() if book is None else book
@@ -206,10 +171,10 @@ def _no_chapters_message(book: Path | str | None) -> str:
 
 
 def write_student_notebooks(out: Path | str, sources=None, book: Path | str | None = None) -> list[Path]:
-    """Writes the student version of every chapter (or of ``sources``) into ``out``.
+    """Writes the student version of every chapter of ``book`` (or of ``sources``) into ``out``.
 
-    The chapters are those of ``book`` (default: :func:`default_book`). Raises
-    :class:`NoChaptersError` when there is none, before writing anything.
+    Raises:
+        NoChaptersError: there is no chapter (before anything is written).
     """
     import nbformat
 
@@ -289,8 +254,7 @@ def run_student_notebooks(args) -> int:
 def write_book_config(source: Path, target: Path, cache: str | None = None) -> None:
     """The configuration of the student edition: ``source`` with ``hide_solutions: true``.
 
-    Also: this module as a Sphinx extension (see ``setup``), no launch buttons
-    and no ``_sources`` (they open or download the notebooks *with* solutions).
+    No launch buttons and no ``_sources``: they would open the notebooks with solutions.
     """
     import yaml
 

@@ -1,8 +1,4 @@
-"""A procedural, learnable stand-in for CIFAR-10, for quick runs and machines without it.
-
-Always labelled ``"synthetic (procedural, not CIFAR-10)"`` (its
-``source_label``), so no figure can pass it off as CIFAR-10.
-"""
+"""A procedural, learnable stand-in for CIFAR-10, always labelled ``"synthetic (procedural, not CIFAR-10)"``."""
 
 from __future__ import annotations
 
@@ -27,21 +23,12 @@ SYNTHETIC_CLASSES: tuple[str, ...] = (
 
 
 def synthetic_cifar10(n_train: int = 5000, n_test: int = 1000, seed: int = 0) -> ImageDataset:
-    """A procedural 10-class dataset shaped like CIFAR-10 (32x32x3 ``uint8``).
+    """A procedural 10-class dataset shaped like CIFAR-10 (32x32x3 ``uint8``): one random shape pattern per class.
 
-    Each class is a pattern (disk, square, triangle, plus, ring, x-cross,
-    horizontal / vertical / diagonal stripes, checkerboard) drawn with random
-    position, size, small rotation, random colours and pixel noise, so the
-    class is in the *shape*, not the colour. A small conv net learns it far
-    above chance within a few epochs; it is not a benchmark.
-
-    Labels cycle 0..9 so every prefix or suffix is class-balanced. The train
-    and test sets come from independent random streams of ``seed``, so
-    changing ``n_train`` does not change the test set.
+    Labels cycle 0..9, so every prefix or suffix is class-balanced; the test set does not depend on ``n_train``.
 
     Returns:
-        An :class:`ImageDataset` whose ``source_label`` is always
-        ``"synthetic (procedural, not CIFAR-10)"``.
+        An :class:`ImageDataset` whose ``source_label`` is ``"synthetic (procedural, not CIFAR-10)"``.
     """
     train_seq, test_seq = np.random.SeedSequence(seed).spawn(2)
     train = _synthetic_split(n_train, np.random.default_rng(train_seq))

@@ -1,11 +1,6 @@
 """Deterministic ``tf.data`` input pipelines with Keras preprocessing layers.
 
-Padded random crop and horizontal flip per image (before batching, so every
-image gets its own crop), CIFAR-10 standardisation, prefetch. TensorFlow is
-imported inside the functions, so importing this module (or
-:mod:`focaledu.data`, which re-exports it) stays cheap; ``tf.*`` is used
-here only. :mod:`focaledu.array_pipeline` gives the same batches from NumPy
-where TensorFlow is not installed.
+TensorFlow is imported inside the functions.
 """
 
 from __future__ import annotations
@@ -29,11 +24,7 @@ class Pipelines(NamedTuple):
 
 
 def split_validation(x: np.ndarray, y: np.ndarray, validation_split: float = 0.1):
-    """Hold out the *last* ``validation_split`` of ``(x, y)`` for validation.
-
-    Returns:
-        ``(x_train, y_train), (x_val, y_val)``.
-    """
+    """Hold out the *last* ``validation_split`` of ``(x, y)``; returns ``(x_train, y_train), (x_val, y_val)``."""
     if not 0.0 <= validation_split < 1.0:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
     n_val = int(round(len(x) * validation_split))
@@ -42,17 +33,9 @@ def split_validation(x: np.ndarray, y: np.ndarray, validation_split: float = 0.1
 
 
 def make_augmenter(image_size: tuple[int, int] = (32, 32), padding: int = 4, seed: int = 0):
-    """Return ``augment(images)``: per-image padded random crop + random flip.
+    """Return ``augment(images)``: per-image padded random crop + flip of a ``(B, H, W, C)`` batch.
 
-    Works on a batch ``(B, H, W, C)`` (any numeric dtype, any pixel scale) and
-    returns ``float32`` on the same scale. Built from Keras ``RandomCrop`` and
-    ``RandomFlip("horizontal")``.
-
-    ``RandomCrop`` chooses one window per call, i.e. per batch, so each image
-    is cropped by its own call (``tf.map_fn``). Keras random layers keep
-    their RNG state in a variable; calling them from a parallel ``map``
-    would race on it, so callers must apply ``augment`` sequentially for the
-    result to be reproducible (the pipelines below do).
+    Apply it sequentially: Keras' random layers keep their RNG state in a variable, which a parallel ``map`` races on.
     """
     import keras
     import tensorflow as tf
@@ -93,16 +76,9 @@ def train_pipeline(
     drop_remainder: bool = False,
     deterministic: bool = True,
 ):
-    """Training ``tf.data.Dataset`` of ``(float32 images, int64 labels)`` batches.
+    """Training ``tf.data.Dataset`` of ``(float32 images, int64 labels)``, shuffled and augmented.
 
-    Shuffles (full buffer, reshuffled every epoch), batches, augments each
-    image (padded random crop + horizontal flip), rescales to [0, 1] and
-    standardises with the CIFAR-10 mean/std, then prefetches. With the same
-    ``seed`` two pipelines yield identical epochs; successive epochs differ.
-
-    ``deterministic=False`` runs the augmentation map in parallel: faster on
-    many cores, but Keras' random layers then race on their RNG state, so
-    runs are no longer reproducible.
+    The same ``seed`` gives identical epochs; ``deterministic=False`` augments in parallel, which is not reproducible.
     """
     import tensorflow as tf
 
@@ -148,23 +124,17 @@ def make_datasets(
     eval_batch_size: int | None = None,
     deterministic: bool = True,
 ) -> Pipelines:
-    """Train / validation / test pipelines from a dataset.
-
-    The validation set is the *last* ``validation_split`` of the training
-    arrays (as in the keras.io FocalNet example, which holds out the last
-    10,000 images, i.e. ``validation_split=0.2``); the test set is left
-    untouched for the final number.
+    """Train / validation / test pipelines; validation is the *last* ``validation_split`` of the training set.
 
     Args:
-        data: An :class:`ImageDataset` or ``((x_train, y_train), (x_test, y_test))``.
-        batch_size: Training batch size.
-        validation_split: Fraction held out; 0 gives ``validation=None``.
-        seed: Seeds shuffling and augmentation.
-        augment: Padded random crop + horizontal flip on the training set.
-        normalize: Standardise with the CIFAR-10 mean/std after ``/255``;
-            if false, images are only scaled to [0, 1].
-        eval_batch_size: Batch size for validation/test (default ``2 * batch_size``).
-        deterministic: See :func:`train_pipeline`.
+        data: an :class:`ImageDataset` or ``((x_train, y_train), (x_test, y_test))``.
+        batch_size: training batch size.
+        validation_split: fraction held out; 0 gives ``validation=None``.
+        seed: seeds shuffling and augmentation.
+        augment: padded random crop + horizontal flip on the training set.
+        normalize: standardise with the CIFAR-10 mean/std after ``/255`` (else only ``/255``).
+        eval_batch_size: batch size for validation/test (default ``2 * batch_size``).
+        deterministic: see :func:`train_pipeline`.
 
     Returns:
         ``Pipelines(train, validation, test)``, unpackable as a 3-tuple.

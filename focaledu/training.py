@@ -1,26 +1,7 @@
-"""Training FocalNet on CIFAR-10: :func:`fit` runs the recipe and writes a run directory.
+"""Training and evaluating FocalNet on CIFAR-10: :func:`fit` runs the recipe and writes a run directory.
 
-The pieces live in their own modules and are re-exported here, so
-``from focaledu import training`` is all a chapter or script needs:
-
-* :mod:`focaledu.recipes`: :class:`Recipe` (the hyper-parameters),
-  :data:`PROFILES` (``quick`` and ``full``), and the Keras built-ins they
-  configure: ``AdamW``, warm-up + ``CosineDecay``, label-smoothed
-  ``CategoricalCrossentropy``, mixed precision, ``jit_compile`` per backend;
-* :mod:`focaledu.pipelines`: the dataset a run reads and its ``tf.data`` or
-  NumPy input pipelines;
-* :mod:`focaledu.records`: the command, machine, versions and date that a
-  results file records.
-
-This module adds :func:`fit` with its callbacks: ``BackupAndRestore`` (a
-killed run resumes at the next epoch), ``ModelCheckpoint(save_best_only=True)``
-to ``best.keras``, ``CSVLogger``, a JSON history and the
-``ModulationMonitor`` figures; and :func:`evaluate`, with optional flip
-test-time augmentation.
-
-The recipe behind the shipped weights, and what it reached, is recorded in
-``benchmarks/results/cifar10_cpu.json`` (``records.load_result("cifar10_cpu")``).
-The weights ship as ``focaledu.pretrained("focalnet_cifar_tiny_cifar10")``.
+Re-exports :mod:`focaledu.recipes`, :mod:`focaledu.pipelines` and :mod:`focaledu.records`, so
+``from focaledu import training`` is all a chapter or script needs.
 """
 
 from __future__ import annotations
@@ -83,16 +64,11 @@ def evaluate(model, dataset, batch_size: int = 250, flip: bool = False) -> dict:
     """Test accuracy and (unsmoothed) cross-entropy of ``model`` on ``dataset``'s test split.
 
     Args:
-        model: a FocalNet (compiled or not); its ``image_size`` decides resizing, and
-            its ``include_preprocessing`` whether an ``ImageDataset``'s images are standardised.
-        dataset: an ``ImageDataset`` (its test split), a tuple ``(images,
-            labels)`` of raw pixels, a ``tf.data`` pipeline or an
-            :class:`~focaledu.array_pipeline.ArrayPipeline` of
-            ``(images, labels)`` (integer or one-hot labels).
-        batch_size: for an ``ImageDataset`` (pipelines keep their own).
-        flip: also ``flip_accuracy`` / ``flip_loss``: the prediction is the
-            mean of the softmax of each image and of its mirror image
-            (test-time augmentation; a second forward pass).
+        model: a FocalNet; its ``image_size`` and ``include_preprocessing`` decide the preprocessing.
+        dataset: an ``ImageDataset``, ``(images, labels)`` of raw pixels, a ``tf.data`` pipeline or an
+            :class:`~focaledu.array_pipeline.ArrayPipeline` (integer or one-hot labels).
+        batch_size: for an ``ImageDataset`` or arrays (pipelines keep their own).
+        flip: also ``flip_accuracy`` / ``flip_loss``, averaging the softmax of each image and its mirror.
 
     Returns:
         ``{"accuracy", "loss", "n"}`` (+ ``"flip_accuracy", "flip_loss"``).
@@ -166,8 +142,7 @@ class RunResult:
     """What :func:`fit` returns.
 
     Attributes:
-        history: per-epoch metrics of the whole run (resumed runs included),
-            ``{"epoch": [...], "loss": [...], "accuracy": [...], ...}``.
+        history: per-epoch metrics of the whole run (resumed runs included), ``{"epoch": [...], "loss": [...], ...}``.
         test_accuracy: final model on the test split, in [0, 1].
         test_loss: its unsmoothed cross-entropy.
         metrics: the content of ``metrics.json``.
@@ -262,42 +237,28 @@ def fit(
 
     Args:
         preset: a ``focaledu.model.PRESETS`` name.
-        data: ``"synthetic"``, a CIFAR-10 path, an ``ImageDataset``, or None
-            for ``load_cifar10()``'s resolution (see :func:`load_data`).
+        data: ``"synthetic"``, a CIFAR-10 path, an ``ImageDataset``, or None (see :func:`load_data`).
         out_dir: run directory; None writes nothing (no resume, no figures).
         profile: ``"quick"``, ``"full"`` or a :class:`Recipe`.
         epochs: overrides the recipe's epochs.
-        seed: seeds weights (``keras.utils.set_random_seed``), shuffling,
-            augmentation and the synthetic data.
+        seed: seeds weights, shuffling, augmentation and the synthetic data.
         callbacks: extra Keras callbacks, run after the built-in ones.
-        verbose: passed to ``model.fit`` (1: progress bar, 2: a line per epoch).
+        verbose: passed to ``model.fit``.
         command: recorded in ``metrics.json`` (default: this call).
-        model_overrides: constructor overrides of the preset (e.g. a smaller ``embed_dim``).
-        model_class: ``FocalNet`` or a subclass to build (None: ``FocalNet``),
-            e.g. Chapter 10's ``AblatedFocalNet``.
-        devices: train data-parallel on this many devices
-            (:func:`focaledu.distribute.data_parallel`); the recipe's
-            ``batch_size`` is the global batch, split evenly between them.
-            None: one device, no distribution.
+        model_overrides: constructor overrides of the preset.
+        model_class: ``FocalNet`` or a subclass to build (None: ``FocalNet``).
+        devices: train data-parallel on this many devices; ``batch_size`` stays the global batch.
         **recipe_overrides: :class:`Recipe` fields (None values ignored).
 
-    Writes into ``out_dir``: ``history.csv`` (``CSVLogger``), ``history.json``,
-    ``curves.png``, ``monitor/modulation_epoch_NNN.png``, ``best.keras``
-    (best validation accuracy), ``model.keras`` (final), ``metrics.json``,
-    ``settings.json``, and ``backup/`` while running (removed when the run
-    completes). If ``out_dir/backup`` exists, the run resumes after its last
-    completed epoch (weights, optimizer state and schedule position).
-    ``settings.json`` records what the run trains with (preset, model, epochs,
-    seed, recipe, data); resuming with other settings raises
-    :class:`ResumeMismatchError` and changes nothing in ``out_dir``.
-    ``metrics.json`` holds ``test_accuracy`` (final weights),
-    ``test_loss`` (unsmoothed), ``best_val_accuracy``, ``train_seconds`` (this
-    call's ``model.fit``), ``train_seconds_all_epochs`` (including epochs run
-    before an interruption), the data's ``source_label``, the recipe, the
-    model config, ``command``, ``versions``, ``machine`` and ``date``.
+    ``out_dir`` gets ``history.csv``, ``history.json``, ``curves.png``, ``monitor/``, ``best.keras``,
+    ``model.keras``, ``metrics.json``, ``settings.json`` and, while running, ``backup/``, from which a rerun
+    resumes after the last completed epoch.
 
     Returns:
-        A :class:`RunResult` (``history``, ``test_accuracy``, ``metrics``, ``model``).
+        A :class:`RunResult`.
+
+    Raises:
+        ResumeMismatchError: ``out_dir`` holds an interrupted run with other settings.
     """
     from focaledu.distribute import data_parallel
     from focaledu.model import preset_config

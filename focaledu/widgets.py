@@ -1,13 +1,4 @@
-"""ipywidgets explorers for chapters 3 and 4, thin wrappers over plain functions.
-
-* ``receptive_field_explorer``: sliders for ``focal_level``, ``focal_window``,
-  ``focal_factor`` and the pixel; draws ``plots.receptive_field_figure``.
-* ``gate_explorer``: one slider per gate; draws the modulator that
-  ``modulator_with_gates`` recomputes with the gates scaled.
-
-The plain functions work without ipywidgets; ipywidgets is imported only
-when an explorer is built.
-"""
+"""ipywidgets explorers for chapters 3, 4 and 8, thin wrappers over plain functions; ipywidgets is imported lazily."""
 
 import numpy as np
 from keras import ops
@@ -49,13 +40,7 @@ def modulator_with_gates(layer, x, gate_weights):
 def _controls_layout():
     """Sizes that keep every slider's value readout visible next to a wide figure.
 
-    Without them the ``HBox`` shrinks the column of sliders to make room for
-    the figure and the readouts end up under it ("1.(" for 1.00, seen in
-    JupyterLab 4 with ipywidgets 8). The column keeps its width
-    (``flex: 0 0 auto``), each slider is wide enough for its label, track
-    and readout, and the labels share one width so the tracks line up. The
-    ``HBox`` wraps, so on a narrow page the figure goes below the sliders.
-    Works with ipywidgets 7.7 (Colab) and 8.x.
+    Without them an ``HBox`` shrinks the column of sliders and hides the readouts.
     """
     import ipywidgets as widgets
 
@@ -79,16 +64,13 @@ def _show(output, fig):
 
 
 def receptive_field_explorer(image=None, patch_size=4, max_level=5, pixel=None):
-    """Sliders for ``focal_level``, ``focal_window``, ``focal_factor`` and a pixel.
+    """Sliders for ``focal_level``, ``focal_window``, ``focal_factor`` and a pixel; returns an ``ipywidgets.VBox``.
 
     Args:
         image: ``(H, W, 3)``; Matplotlib's Grace Hopper photograph at 224x224 by default.
-        patch_size: pixels per token (4 for the FocalNet stem).
+        patch_size: pixels per token.
         max_level: the largest ``focal_level`` offered.
         pixel: initial ``(row, column)``; the centre by default.
-
-    Returns:
-        An ``ipywidgets.VBox``; the figure is redrawn whenever a slider moves.
     """
     import ipywidgets as widgets
 
@@ -131,6 +113,8 @@ def receptive_field_explorer(image=None, patch_size=4, max_level=5, pixel=None):
 def gate_explorer(layer, x, image, max_weight=2.0, reduce="norm", index=0):
     """One slider per gate, re-weighting the levels of ``layer`` and showing the modulator.
 
+    Returns an ``ipywidgets.HBox``.
+
     Args:
         layer: a ``focaledu.FocalModulation``.
         x: its input ``(B, H, W, C)``, computed from ``image``.
@@ -138,9 +122,6 @@ def gate_explorer(layer, x, image, max_weight=2.0, reduce="norm", index=0):
         max_weight: the sliders run from 0 to this value (1 = the layer's own gate).
         reduce: ``"norm"`` or ``"mean"`` over the modulator's channels.
         index: which image of the batch ``x`` to show.
-
-    Returns:
-        An ``ipywidgets.HBox``; the figure is redrawn whenever a slider moves.
     """
     import ipywidgets as widgets
 
@@ -184,20 +165,13 @@ def _level_label(level, levels):
 
 
 def block_level_figure(images, maps, block, level, index=0, title=None, cmap="inferno"):
-    """Three panels for one image: the image, one map stretched over it, the map per token.
-
-    The plain function behind :func:`modulation_explorer`; the map is
-    ``focaledu.interpret.block_level_map(maps, block, level, index)``,
-    stretched over the image with bilinear interpolation.
+    """Three panels for one image: the image, one map stretched over it, the map per token. Returns the figure.
 
     Args:
         images: ``(B, H, W, 3)`` in [0, 1], the images ``maps`` were computed on.
         maps: ``{block: {"gates", "modulator"}}`` from ``interpret.modulation_maps``.
-        block: a block name; level: ``1 .. L + 1`` or ``"modulator"``; index: the image.
-        title: the figure title (e.g. the image's class and the data source).
-
-    Returns:
-        A Matplotlib figure.
+        block, level, index: as ``interpret.block_level_map``.
+        title: the figure title.
     """
     import matplotlib.pyplot as plt
 
@@ -224,16 +198,15 @@ def block_level_figure(images, maps, block, level, index=0, title=None, cmap="in
 
 
 def modulation_explorer(images, maps, titles=None, suptitle=""):
-    """Dropdowns for the image, the block and the level; draws :func:`block_level_figure`.
+    """Dropdowns for the image, the block and the level, drawing :func:`block_level_figure`.
+
+    Returns an ``ipywidgets.VBox``.
 
     Args:
         images: ``(B, H, W, 3)`` in [0, 1].
-        maps: ``interpret.modulation_maps`` of those images (any subset of blocks).
-        titles: one label per image (e.g. class names).
-        suptitle: appended to every figure title (e.g. the model and data source).
-
-    Returns:
-        An ``ipywidgets.VBox``; ``box.controls`` holds the three dropdowns.
+        maps: ``interpret.modulation_maps`` of those images.
+        titles: one label per image.
+        suptitle: appended to every figure title.
     """
     import ipywidgets as widgets
 

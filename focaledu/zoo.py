@@ -1,26 +1,7 @@
 """Trained FocalNets shipped with the package: list them, read their manifests, load them.
 
-``FocalNet.from_preset(name)`` (or ``focaledu.pretrained(name)``) loads one;
-``benchmarks/export_pretrained.py`` adds one. A shipped model is two files in
-``focaledu/weights/`` (plus a generated model card, ``<name>.md``):
-
-* ``<name>.npz``: the weights, one array per Keras variable keyed by its path
-  (``stem/proj/kernel``, ...), in the manifest's ``storage_dtype``;
-* ``<name>.json``: the manifest: the npz's sha256, the ``FocalNet`` config,
-  class names, preprocessing, the documented accuracies, the training recipe,
-  date and the commands that reproduce it.
-
-:func:`load` checks the sha256 before it reads a single array, rebuilds the
-model from the config, loads the arrays as float32 and returns the model. It
-reads only these files: no network, no TensorFlow-specific code.
-
-The documented accuracies are on the full CIFAR-10 test set and on a fixed
-1,000-image subset, :func:`fixed_subset`: the first 100 test images of each
-class in the order :func:`focaledu.data.load_cifar10` returns them (for the
-JPEG zip: file names sorted within each class), which is also what
-``load_cifar10(path, limit_per_class=(1, 100))`` loads. Another copy of
-CIFAR-10 may order its files differently (the JPEG-bytes ``.npz`` does), so the
-manifest records the source file's name and a fingerprint of the subset.
+A shipped model is ``weights/<name>.npz`` (one array per Keras variable path) and ``weights/<name>.json``
+(its manifest: sha256, config, preprocessing, accuracies, recipe, reproduce commands).
 """
 
 from __future__ import annotations
@@ -88,11 +69,7 @@ def pretrained_info(name: str, directory=None) -> dict:
 
 
 def load(model_class, name: str, directory=None):
-    """``model_class`` (``FocalNet`` or a subclass) with the shipped weights of ``name``.
-
-    The model takes what ``pretrained_info(name)["preprocessing"]`` says (for
-    the shipped models: images as they come, ``include_preprocessing=True``)
-    and returns logits over ``pretrained_info(name)["class_names"]``.
+    """``model_class`` (``FocalNet`` or a subclass) with the shipped weights of ``name``, sha256 checked first.
 
     Args:
         model_class: the class whose ``from_config`` rebuilds the manifest's config.
@@ -166,10 +143,7 @@ def _assign(model, arrays: dict, where) -> None:
 
 
 def fixed_subset(dataset, per_class: int = SUBSET_PER_CLASS):
-    """``(images, labels)``: the first ``per_class`` test images of each class of ``dataset``, order kept.
-
-    The same images as ``load_cifar10(path, limit_per_class=(1, per_class)).x_test``.
-    """
+    """``(images, labels)``: the first ``per_class`` test images of each class of ``dataset``, order kept."""
     labels = np.asarray(dataset.y_test)
     keep = first_per_class(labels, per_class)
     return dataset.x_test[keep], labels[keep]

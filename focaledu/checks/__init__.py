@@ -1,7 +1,6 @@
 """Auto-checks for the book's exercises: ``focaledu.checks.<name>(your_function)``.
 
-Each check returns a ``CheckResult`` (truthy when it passed) whose message says
-what is wrong, not just pass/fail. See ``focaledu.checks._core.compare``.
+Each returns a ``CheckResult`` whose message explains a failure.
 """
 
 from focaledu.checks import ablations, architecture, attention, cost, interpretation, modulation, training

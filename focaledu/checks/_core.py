@@ -1,11 +1,4 @@
-"""Compare a learner's function with the reference and explain the difference.
-
-A check runs the learner's function and the reference on a few inputs. When
-they differ, it also runs known *mistakes* (the reference with one typical
-error, such as a forgotten scale or a softmax over the wrong axis): if the
-learner's output matches a mistake, the check names that mistake instead of
-only saying "wrong".
-"""
+"""Compare a learner's function with the reference and name the typical mistake its output matches."""
 
 from dataclasses import dataclass
 

@@ -1,9 +1,5 @@
 """Checks for the exercises of chapter 10: ablations.
 
-The references are the formulas of the chapter; ``tests/test_ablations.py``
-checks them against ``focaledu``'s layers (``FocalModulation`` with
-``gating``/``global_context``, ``count_params()`` of the three mixers).
-
     >>> from focaledu import checks
     >>> checks.ablated_aggregation(my_ablated_aggregation)
 """
@@ -57,10 +53,7 @@ def _aggregation_cases():
 
 
 def ablated_aggregation(fn):
-    """Checks ``fn(contexts, gates, gating, global_context) -> (H, W, C)``, the context a focal
-    modulation aggregates: ``sum_l w^l * Z^l`` over ``contexts`` ``(L + 1, H, W, C)`` (the global
-    level last), with ``w`` the ``gates`` ``(H, W, L + 1)`` when ``gating`` and 1 otherwise, and the
-    global level left out when ``global_context`` is False."""
+    """Checks ``fn(contexts, gates, gating, global_context) -> (H, W, C)``, an ablated aggregation."""
     failed = _callable_or_fail("ablated_aggregation", fn)
     if failed:
         return failed
@@ -110,10 +103,10 @@ _MIXER_CASES = [
 
 
 def mixer_params(fn):
-    """Checks ``fn(mixer, dim, focal_level, height, width, num_heads) -> int``, the parameters of
-    one token mixer of width ``dim`` (kernels ``3, 5, 7, ...``, all biases on): ``"focal"``
-    (``FocalModulation``), ``"attention"`` (``MultiHeadSelfAttention`` with a relative position
-    bias on a ``height x width`` grid) or ``"dwconv"`` (``DepthwiseConvMixer``, expansion 2)."""
+    """Checks ``fn(mixer, dim, focal_level, height, width, num_heads) -> int``, a mixer's parameters.
+
+    ``mixer`` is ``"focal"``, ``"attention"`` or ``"dwconv"``.
+    """
     failed = _callable_or_fail("mixer_params", fn)
     if failed:
         return failed
@@ -154,9 +147,7 @@ _HIDDEN_CASES = [
 
 
 def matched_hidden_width(fn):
-    """Checks ``fn(dim, budget, mixer_params) -> int``, the MLP hidden width ``n`` that brings a
-    pre-norm block (two LayerNorms, the mixer, an MLP ``dim -> n -> dim`` with biases) closest to
-    ``budget`` parameters: ``n = round((budget - mixer_params - 4 dim - dim) / (2 dim + 1))``."""
+    """Checks ``fn(dim, budget, mixer_params) -> int``, the MLP width closest to ``budget`` parameters."""
     failed = _callable_or_fail("matched_hidden_width", fn)
     if failed:
         return failed
@@ -199,9 +190,7 @@ _Z_CASES = [
 
 
 def accuracy_z_score(fn):
-    """Checks ``fn(acc_a, acc_b, n) -> float``, the z-score of the difference of two test
-    accuracies measured on ``n`` images each: ``(a - b) / sqrt(a (1 - a) / n + b (1 - b) / n)``
-    (each accuracy with its own binomial variance, not pooled)."""
+    """Checks ``fn(acc_a, acc_b, n) -> float``, the z-score of the difference of two accuracies on ``n`` images each."""
     failed = _callable_or_fail("accuracy_z_score", fn)
     if failed:
         return failed
@@ -224,13 +213,11 @@ def accuracy_z_score(fn):
 
 
 def significance_prediction(prediction, accuracies, n, baseline="baseline", threshold=2.0):
-    """Checks ``prediction``, ``{variant: True or False}``: does the variant's test accuracy differ
-    from the baseline's by at least ``threshold`` standard errors?
+    """Checks ``prediction``, ``{variant: bool}``: does each variant differ significantly from the baseline?
 
-    ``accuracies`` maps every variant of ``prediction`` and ``baseline`` to a test accuracy
-    measured on ``n`` images; the z-score is :func:`_z` (independent binomial errors). The
-    message gives every variant's difference and z-score, so a wrong prediction shows by how
-    much it was off.
+    Significant means at least ``threshold`` standard errors.
+
+    ``accuracies`` maps every variant of ``prediction`` and ``baseline`` to a test accuracy on ``n`` images.
     """
     name = "significance_prediction"
     if not isinstance(prediction, dict) or not prediction:

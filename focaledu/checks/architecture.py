@@ -1,7 +1,4 @@
-"""Checks for the exercises of chapter 6: the FocalNet architecture.
-
-The references are ``focaledu.flops`` (itself tested against built models, the
-TensorFlow graph, timm's parameter counts and the paper's table).
+"""Checks for the exercises of chapter 6: the FocalNet architecture (references: ``focaledu.flops``).
 
     >>> from focaledu import checks
     >>> checks.stage_shapes(my_stage_shapes)
@@ -39,8 +36,7 @@ _SHAPE_CASES = [
 
 
 def stage_shapes(fn):
-    """Checks ``fn(image_size, patch_size, embed_dim, num_stages) -> [(H, W, C), ...]``,
-    the output shape of every stage of a FocalNet on square images."""
+    """Checks ``fn(image_size, patch_size, embed_dim, num_stages) -> [(H, W, C), ...]``, each stage's output shape."""
 
     def reference(*args):
         parts = flops.flops_breakdown(_config(*args))
@@ -73,8 +69,7 @@ _BLOCK_CASES = [
 
 
 def block_params(fn):
-    """Checks ``fn(dim, focal_level, focal_window, mlp_ratio) -> int``, the parameters of
-    ``FocalNetBlock(dim, mlp_ratio, focal_level=..., focal_window=...)`` (default flags)."""
+    """Checks ``fn(dim, focal_level, focal_window, mlp_ratio) -> int``, a default ``FocalNetBlock``'s parameters."""
 
     def reference(dim, level, window, mlp_ratio):
         # Equal to FocalNetBlock(...).count_params() (tested in tests/test_receptive.py).
@@ -101,8 +96,7 @@ _STEM_CASES = [
 
 
 def stem_macs(fn):
-    """Checks ``fn(image_size, patch_size, in_chans, embed_dim) -> int``, the MACs of the
-    non-overlapping stem convolution (no norm, no bias) on one square image."""
+    """Checks ``fn(image_size, patch_size, in_chans, embed_dim) -> int``, the stem convolution's MACs."""
 
     def reference(image_size, patch_size, in_chans, embed_dim):
         config = dict(image_size=image_size, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim,
@@ -134,8 +128,7 @@ def _built_stage_shapes(preset):
 
 
 def stage_shapes_of_preset(preset, predicted):
-    """Checks ``predicted``, a list of ``(H, W, C)`` per stage, against the shapes of the
-    built ``FocalNet.from_preset(preset)``, and names the usual mistake when one fits."""
+    """Checks ``predicted`` ``(H, W, C)`` per stage against the built ``FocalNet.from_preset(preset)``."""
     from focaledu.checks._core import CheckResult
 
     name = "stage_shapes_of_preset"

@@ -1,11 +1,6 @@
 """Checks for the exercises of Chapters 1 (self-attention) and 2 (interaction vs aggregation).
 
-Each check takes the learner's function, runs it next to the reference on a
-few inputs, and names the mistake when the output matches a known wrong
-variant. ``REFERENCES`` and ``MISTAKES`` hold, for every check name, the
-reference function and the ``(message, wrong_function)`` pairs it recognises.
-
-Inputs are NumPy float32 arrays, so solutions may use NumPy or ``keras.ops``.
+``REFERENCES`` and ``MISTAKES`` hold each check's reference and the ``(message, wrong_function)`` pairs.
 """
 
 import numpy as np
@@ -30,8 +25,7 @@ def _sdpa(q, k, v, scale=None, axis=-1, softmax=True):
 
 
 def _with_errors(fn):
-    """Runs ``fn`` with NumPy's overflow and invalid-value warnings silenced (the
-    wrong variants overflow on purpose)."""
+    """Runs ``fn`` with NumPy's overflow and invalid-value warnings silenced (wrong variants overflow)."""
 
     def wrapped(*args):
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -416,13 +410,7 @@ def _factor_message(predicted, true, messages, default):
 
 
 def attention_growth(output_factor, weights_factor, params_factor):
-    """Checks a prediction: the grid side of a ``MultiHeadSelfAttention`` doubles (N -> 4N).
-
-    By what factor do (1) its output ``y`` ``(B, N, C)``, (2) its attention
-    weights ``(B, heads, N, N)`` and (3) its number of parameters grow? The
-    answers, 4, 16 and 1, are what the layer measures (tested in
-    ``tests/test_checks_attention.py``).
-    """
+    """Checks a prediction: how a ``MultiHeadSelfAttention``'s output, weights and parameters grow when N -> 4N."""
     blank = unanswered("attention_growth", output_factor, weights_factor, params_factor)
     if blank is not None:
         return blank
@@ -463,13 +451,7 @@ REACH_DELTA = np.array([1.0, 0.0], dtype="float32")
 
 
 def reach_measurement(x=None, token=REACH_TOKEN, delta=REACH_DELTA, kernel=REACH_KERNEL):
-    """Runs Chapter 2's perturbation experiment and returns the measured token sets.
-
-    Returns ``(attention_changed, focal_changed, focal_local)``: the outputs of
-    ``attention.self_attention_1d`` that change, the outputs of
-    ``attention.focal_modulation_1d`` that change, and the tokens whose local
-    context (the modulator without its global term) changes.
-    """
+    """Runs Chapter 2's perturbation experiment: ``(attention_changed, focal_changed, focal_local)``."""
     x = REACH_X if x is None else np.asarray(x, dtype="float32")
     moved = x.copy()
     moved[token] += delta
@@ -498,12 +480,12 @@ def _indices(value):
 
 
 def perturbation_reach(attention_changed, focal_changed, focal_local):
-    """Checks a prediction: token 4 of ``REACH_X`` (9 tokens) changes. Which tokens feel it?
+    """Checks a prediction: which tokens feel a change of token 4 of ``REACH_X``?
 
-    ``attention_changed``: outputs of single-head self-attention that change;
-    ``focal_changed``: outputs of the toy focal modulation (kernel of 3, plus the
-    global average) that change; ``focal_local``: tokens whose *local* context
-    changes, beyond the shift that the global average gives every token.
+    Args:
+        attention_changed: outputs of single-head self-attention that change.
+        focal_changed: outputs of the toy focal modulation that change.
+        focal_local: tokens whose local context (without the global average) changes.
     """
     blank = unanswered("perturbation_reach", attention_changed, focal_changed, focal_local)
     if blank is not None:

@@ -1,20 +1,4 @@
-"""Checks for the exercises of Chapter 9 (what focal modulation and self-attention cost).
-
-* ``attention_macs(fn)``: ``fn(dim, tokens)``, multiply-accumulates of one
-  multi-head self-attention layer, ``4 N C^2 + 2 N^2 C``;
-* ``modulation_macs(fn)``: ``fn(dim, tokens, focal_level, focal_window, focal_factor)``,
-  those of one ``FocalModulation`` (as ``focaledu.receptive.modulation_cost``);
-* ``crossover_tokens(fn)``: ``fn(dim, focal_level, focal_window, focal_factor)``,
-  the smallest ``N`` at which attention needs more MACs than focal modulation;
-* ``power_law_slope(fn)``: ``fn(n, cost)``, the log-log slope ``p`` of ``cost = a n^p``;
-* ``window_attention_macs(fn)``: ``fn(dim, height, width, window_size)``, those of
-  Swin's window attention, ``4 N C^2 + 2 N M^2 C`` (``focaledu.cost.window_attention_cost``);
-* ``window_prediction(same_up_to, ratio_at_63)``: a prediction, checked against the
-  counts: up to how many tokens window attention *is* global attention, and how many
-  times global attention's MACs are window attention's on a 63 x 63 map (C = 96, M = 7).
-
-Each recognises the typical mistakes and names them.
-"""
+"""Checks for the exercises of Chapter 9: the MACs of focal modulation, self-attention and window attention."""
 
 import numpy as np
 
@@ -50,8 +34,7 @@ _ATTN_MISTAKES = [
 
 
 def attention_macs(fn):
-    """Checks ``fn(dim, tokens) -> int``: the MACs of one multi-head self-attention layer
-    (``4 N C^2`` for the four projections, ``2 N^2 C`` for ``Q K^T`` and ``A V``; softmax left out)."""
+    """Checks ``fn(dim, tokens) -> int``: the MACs of one multi-head self-attention layer (softmax left out)."""
     return compare("attention_macs", fn, _attention_macs, _ATTN_CASES, _ATTN_MISTAKES, atol=0.5, rtol=1e-9)
 
 
@@ -104,9 +87,7 @@ _MOD_MISTAKES = [
 
 
 def modulation_macs(fn):
-    """Checks ``fn(dim, tokens, focal_level, focal_window, focal_factor) -> int``: the MACs of one
-    ``FocalModulation`` (``f``, the depthwise convolutions, the gating, ``h``, ``proj`` and ``q * M``;
-    the global average, GELUs and biases left out), as ``focaledu.receptive.modulation_cost``."""
+    """Checks ``fn(dim, tokens, focal_level, focal_window, focal_factor) -> int``, a ``FocalModulation``'s MACs."""
     return compare("modulation_macs", fn, _modulation_macs, _MOD_CASES, _MOD_MISTAKES, atol=0.5, rtol=1e-9)
 
 
@@ -168,8 +149,10 @@ _CROSS_MISTAKES = [
 
 
 def crossover_tokens(fn):
-    """Checks ``fn(dim, focal_level, focal_window, focal_factor) -> int``: the smallest token count
-    ``N`` at which one self-attention layer needs strictly more MACs than one ``FocalModulation``."""
+    """Checks ``fn(dim, focal_level, focal_window, focal_factor) -> int``, the attention crossover.
+
+    The smallest ``N`` at which attention costs more MACs than focal modulation.
+    """
     return compare("crossover_tokens", fn, _crossover, _CROSS_CASES, _CROSS_MISTAKES, atol=1e-9, rtol=0)
 
 
@@ -230,8 +213,7 @@ _SLOPE_MISTAKES = [
 
 
 def power_law_slope(fn):
-    """Checks ``fn(n, cost) -> float``: the exponent ``p`` of ``cost = a * n**p`` fitted by least
-    squares in log-log space (``focaledu.cost.fit_power_law`` without ``min_n``)."""
+    """Checks ``fn(n, cost) -> float``: the least-squares log-log exponent ``p`` of ``cost = a * n**p``."""
     return compare("power_law_slope", fn, _slope_reference, _SLOPE_CASES, _SLOPE_MISTAKES, atol=1e-6, rtol=1e-6)
 
 
@@ -272,9 +254,7 @@ _WINDOW_MISTAKES = [
 
 
 def window_attention_macs(fn):
-    """Checks ``fn(dim, height, width, window_size) -> int``: the MACs of Swin's window attention,
-    ``4 N C^2 + 2 N M^2 C`` (one window of ``H x W`` tokens when the map fits in one, as
-    ``focaledu.attention.window_plan`` tiles it; mask, shift and softmax left out)."""
+    """Checks ``fn(dim, height, width, window_size) -> int``: the MACs of Swin's window attention."""
     return compare("window_attention_macs", fn, _window_macs, _WINDOW_CASES, _WINDOW_MISTAKES, atol=0.5, rtol=1e-9)
 
 
@@ -286,10 +266,8 @@ def window_prediction(same_up_to, ratio_at_63):
     """Checks a prediction made before measuring (C = 96, M = 7, square maps).
 
     Args:
-        same_up_to: the largest token count ``N`` at which window attention
-            does exactly what global attention does (the whole map is one window).
-        ratio_at_63: how many times global attention's MACs are window
-            attention's on a 63 x 63 map (within 10 %).
+        same_up_to: the largest token count at which window attention equals global attention.
+        ratio_at_63: global over window attention MACs on a 63 x 63 map (within 10 %).
     """
     from focaledu.checks._core import CheckResult
 

@@ -1,10 +1,4 @@
-"""Checks for the exercises of chapter 8: reading the maps of a trained FocalNet.
-
-Each check compares the learner's function with ``focaledu.interpret`` on
-seeded random gates, modulators and maps, and names the typical mistakes it
-recognises: ``np.tile`` instead of ``np.repeat``, the channel mean instead of
-the norm, an argmax of the absolute gates, a division by the maximum only, ...
-``dominant_level_prediction`` checks a prediction against the measured gates.
+"""Checks for the exercises of chapter 8: reading the maps of a trained FocalNet (references: ``focaledu.interpret``).
 
     >>> from focaledu import checks
     >>> checks.upsample_nearest(my_upsample_nearest)
@@ -127,11 +121,7 @@ def normalize_map(fn):
 
 
 def dominant_level_prediction(prediction, gates):
-    """Checks ``prediction``, a level numbered from 1 (level 1) to ``L + 1`` (the global level):
-    is it the level whose gate is largest at the most positions of ``gates`` ``(..., L + 1)``?
-
-    The message gives the measured share of positions each level wins, right or wrong.
-    """
+    """Checks ``prediction`` (1 to ``L + 1``): the level whose gate is largest at the most positions."""
     name = "dominant_level_prediction"
     gates = np.asarray(gates)
     levels = gates.shape[-1]

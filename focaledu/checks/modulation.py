@@ -1,11 +1,4 @@
-"""Checks for the exercises of chapters 3-5: hierarchical contextualization,
-gated aggregation and the focal modulation block.
-
-Every check compares the learner's function with the library (a
-``focaledu.FocalModulation`` or ``FocalNetBlock`` with fixed random weights, or
-the arithmetic in ``focaledu.receptive``) on several inputs, and names the
-typical mistakes it recognises: a softmax on the gates, a missing GELU, levels
-applied in parallel, a forgotten global level, the wrong kernel formula, ...
+"""Checks for the exercises of chapters 3-5: contextualization, gated aggregation, the focal block.
 
     >>> from focaledu import checks
     >>> checks.kernel_sizes(my_kernel_sizes)
@@ -95,10 +88,7 @@ _KERNEL_CASES = [
 
 
 def _size_cases(cases):
-    """The default inputs, or ``cases`` (``(focal_level, focal_window, focal_factor)`` triples) labelled.
-
-    Each triple is validated as ``focaledu.receptive.kernel_sizes`` validates its arguments.
-    """
+    """The default inputs, or ``cases`` (``(focal_level, focal_window, focal_factor)`` triples, validated) labelled."""
     if cases is None:
         return _KERNEL_CASES
     labelled = []
@@ -115,8 +105,7 @@ def _size_cases(cases):
 def kernel_sizes(fn, *, cases=None):
     """Checks ``fn(focal_level, focal_window, focal_factor) -> [k_1, ..., k_L]``.
 
-    ``cases``: other ``(focal_level, focal_window, focal_factor)`` inputs than the
-    default five, e.g. for a hidden check of the autograder.
+    ``cases`` replaces the default inputs.
     """
     mistakes = [
         (
@@ -146,9 +135,9 @@ def kernel_sizes(fn, *, cases=None):
 
 
 def receptive_fields(fn, *, cases=None):
-    """Checks ``fn(focal_level, focal_window, focal_factor) -> [r_1, ..., r_L]`` (conv levels only).
+    """Checks ``fn(focal_level, focal_window, focal_factor) -> [r_1, ..., r_L]``.
 
-    ``cases``: as for :func:`kernel_sizes`.
+    ``cases`` as for :func:`kernel_sizes`.
     """
 
     def reference(L, w, f):
@@ -228,13 +217,7 @@ def _context_cases():
 
 
 def hierarchical_context(fn):
-    """Checks ``fn(z0, kernels) -> [Z^1, ..., Z^L, Z^{L+1}]``.
-
-    ``z0`` is ``(B, H, W, C)``; ``kernels[l]`` is the depthwise kernel
-    ``(k, k, C, 1)`` of level ``l + 1``; ``Z^{L+1}`` has shape ``(B, 1, 1, C)``.
-    The reference is ``focaledu.receptive.levels_from_context`` on a
-    ``FocalModulation`` holding those kernels.
-    """
+    """Checks ``fn(z0, kernels) -> [Z^1, ..., Z^L, Z^{L+1}]`` for ``z0`` ``(B, H, W, C)`` and depthwise ``kernels``."""
     cases = _context_cases()
     layers = {id(args[0]): layer for _, args, layer in cases}
 
@@ -278,11 +261,7 @@ def _projection_cases():
 
 
 def split_projection(fn):
-    """Checks ``fn(x, kernel, bias, focal_level) -> (q, z0, gates)``.
-
-    ``kernel`` ``(C, 2C + L + 1)`` and ``bias`` are the weights of the linear
-    layer ``f``; the reference is ``focaledu.receptive.split_projection``.
-    """
+    """Checks ``fn(x, kernel, bias, focal_level) -> (q, z0, gates)``, the split output of the linear layer ``f``."""
     cases = _projection_cases()
     layers = {id(args[0]): layer for _, args, layer in cases}
 
@@ -348,12 +327,7 @@ def _aggregation_cases():
 
 
 def gated_aggregation(fn):
-    """Checks ``fn(levels, gates, normalize=False) -> Z_out = sum_l G^l * Z^l`` (divided by
-    ``L + 1`` when ``normalize``).
-
-    The reference is the modulator of a ``FocalModulation`` whose ``h`` is the
-    identity, on the input that produced ``levels`` and ``gates``.
-    """
+    """Checks ``fn(levels, gates, normalize=False) -> sum_l G^l * Z^l`` (divided by ``L + 1`` when ``normalize``)."""
     cases = _aggregation_cases()
     inputs = {id(args[1]): layer_x for _, args, layer_x in cases}
 
@@ -475,12 +449,7 @@ def _modulation_cases():
 
 
 def focal_modulation(fn):
-    """Checks ``fn(layer, x) -> layer(x)`` for a ``FocalModulation`` rebuilt from its sub-layers.
-
-    The learner may use ``layer.f``, ``layer.focal_layers``, ``layer.h``,
-    ``layer.proj`` and ``layer.normalize_modulator`` (``use_postln_in_modulation``
-    is off in every case).
-    """
+    """Checks ``fn(layer, x) -> layer(x)`` for a ``FocalModulation`` rebuilt from its sub-layers."""
 
     def reference(layer, x):
         return layer(x)
@@ -536,10 +505,7 @@ def _block_variant(block, x, pre_norm=True, post_norm=False, residual_1=True, re
 
 
 def focal_block(fn):
-    """Checks ``fn(block, x) -> block(x)`` for a pre-norm ``FocalNetBlock`` (no layer scale, no dropout).
-
-    The learner may use ``block.norm1``, ``block.modulation``, ``block.norm2`` and ``block.mlp``.
-    """
+    """Checks ``fn(block, x) -> block(x)`` for a pre-norm ``FocalNetBlock`` (no layer scale, no dropout)."""
 
     def reference(block, x):
         return block(x)
@@ -584,8 +550,7 @@ def _params_variant(dim, level, window, factor, dw=True, dw_bias=False, gates=No
 
 
 def modulation_params(fn):
-    """Checks ``fn(dim, focal_level, focal_window, focal_factor) -> int``, the number of
-    parameters of ``FocalModulation(dim, focal_window, focal_level, focal_factor)``."""
+    """Checks ``fn(dim, focal_level, focal_window, focal_factor) -> int``, the parameters of a ``FocalModulation``."""
 
     def reference(dim, level, window, factor):
         # Equal to FocalModulation(dim, window, level, factor).count_params() (tested).
@@ -608,13 +573,7 @@ def modulation_params(fn):
 
 
 def receptive_field_prediction(side, focal_level=3, focal_window=5, focal_factor=2):
-    """Checks a prediction: the side, in tokens, of the square that level ``focal_level``
-    of ``FocalModulation(dim, focal_window, focal_level, focal_factor)`` sees.
-
-    The answer is ``receptive.receptive_fields(...)[focal_level - 1]``, which equals the
-    support of the layer's gradients (``receptive.receptive_field_gradients``;
-    tested). Chapter 3's exercise asks for level 3 with ``focal_window=5``.
-    """
+    """Checks a prediction: the side, in tokens, of the square level ``focal_level`` of a ``FocalModulation`` sees."""
     blank = unanswered("receptive_field_prediction", side)
     if blank is not None:
         return blank
@@ -659,8 +618,7 @@ def receptive_field_prediction(side, focal_level=3, focal_window=5, focal_factor
 
 
 def softmax_gated_aggregation(fn):
-    """Checks ``fn(levels, gates) -> sum_l softmax(G)^l * Z^l``, the softmax taken over the
-    ``L + 1`` gates of each position (the variant the official code does *not* use)."""
+    """Checks ``fn(levels, gates) -> sum_l softmax(G)^l * Z^l``, the softmax over each position's ``L + 1`` gates."""
     cases = [(label.split(", normalize")[0], (levels, gates)) for label, (levels, gates, _), _ in _aggregation_cases()]
 
     def over(axis):
@@ -729,8 +687,7 @@ def _scale_slopes(scales=(4.0, 8.0, 16.0, 32.0, 64.0), dim=16, seed=0):
 
 
 def scale_exponents(predicted):
-    """Checks a dict of predicted exponents ``p`` (output RMS ~ ``s^p`` for input ``s * x``, large ``s``)
-    for the four mixers of chapter 5's exercise, against slopes measured on seeded layers."""
+    """Checks predicted exponents ``p`` (output RMS ~ ``s^p`` for input ``s * x``) of chapter 5's four mixers."""
     from focaledu.checks._core import CheckResult  # the module's top imports only compare
 
     name = "scale_exponents"

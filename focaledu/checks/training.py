@@ -1,11 +1,5 @@
 """Checks for the exercises of chapter 7: training on CIFAR-10.
 
-The references are the formulas the chapter derives (the keras.io tutorial's
-warm-up + cosine rate, ``drop_remainder`` batching, Keras'
-``exclude_from_weight_decay`` matching, Keras' label smoothing and the
-smoothed loss of one confident prediction); the chapter itself compares them
-with ``focaledu.training`` and Keras.
-
     >>> from focaledu import checks
     >>> checks.warmup_cosine_lr(my_warmup_cosine_lr)
 """
@@ -53,10 +47,7 @@ _LR_CASES = [
 
 
 def warmup_cosine_lr(fn):
-    """Checks ``fn(step, base_lr, total_steps, warmup_steps, warmup_lr) -> float``, the rate of the
-    keras.io tutorial's ``WarmUpCosine``: linear from ``warmup_lr`` to ``base_lr`` over
-    ``warmup_steps``, then ``0.5 * base_lr * (1 + cos(pi * (step - warmup_steps) / (total_steps -
-    warmup_steps)))``, for ``0 <= step <= total_steps``."""
+    """Checks ``fn(step, base_lr, total_steps, warmup_steps, warmup_lr) -> float``, a warm-up + cosine rate."""
     failed = _callable_or_fail("warmup_cosine_lr", fn)
     if failed:
         return failed
@@ -92,8 +83,7 @@ _STEP_CASES = [
 
 
 def optimizer_steps(fn):
-    """Checks ``fn(n_images, batch_size, epochs) -> int``, the optimizer steps of a run whose
-    training pipeline batches with ``drop_remainder=True`` (every epoch drops its partial batch)."""
+    """Checks ``fn(n_images, batch_size, epochs) -> int``, the steps with ``drop_remainder=True``."""
     failed = _callable_or_fail("optimizer_steps", fn)
     if failed:
         return failed
@@ -139,10 +129,7 @@ def _mask(names, patterns, *, exact=False, invert=False):
 
 
 def weight_decay_mask(fn):
-    """Checks ``fn(names, patterns) -> list[bool]``: True where AdamW applies weight decay to the
-    variable called ``names[i]``, i.e. where no pattern matches it. Patterns are regular
-    expressions matched anywhere in the name (``re.search``), as Keras'
-    ``optimizer.exclude_from_weight_decay(var_names=...)`` does."""
+    """Checks ``fn(names, patterns) -> list[bool]``: True where no pattern ``re.search``-matches."""
     failed = _callable_or_fail("weight_decay_mask", fn)
     if failed:
         return failed
@@ -185,9 +172,7 @@ def _smooth(labels, num_classes, smoothing, *, others_k_minus_1=False, no_subtra
 
 
 def smooth_labels(fn):
-    """Checks ``fn(labels, num_classes, smoothing) -> (N, num_classes) array``, the targets
-    ``keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)`` trains towards:
-    ``(1 - smoothing) * one_hot + smoothing / num_classes``."""
+    """Checks ``fn(labels, num_classes, smoothing) -> (N, num_classes)``, the label-smoothed targets."""
     failed = _callable_or_fail("smooth_labels", fn)
     if failed:
         return failed
@@ -229,10 +214,10 @@ def _gap_loss(gap, num_classes, smoothing, *, share=None, no_logsumexp=False):
 
 
 def smoothed_loss(fn):
-    """Checks ``fn(gap, num_classes, smoothing) -> float``: the loss
-    ``keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing)`` gives
-    for the logits ``(gap, 0, ..., 0)`` of ``num_classes`` classes when the right class is the
-    first: ``log(exp(gap) + num_classes - 1) - (1 - smoothing + smoothing / num_classes) * gap``."""
+    """Checks ``fn(gap, num_classes, smoothing) -> float``, the smoothed loss of logits ``(gap, 0, ..., 0)``.
+
+    The right class is the first.
+    """
     failed = _callable_or_fail("smoothed_loss", fn)
     if failed:
         return failed
