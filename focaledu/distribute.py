@@ -36,7 +36,9 @@ def device_names(backend: str | None = None) -> list[str]:
             found = tf.config.list_logical_devices(kind)
             if found:
                 return [d.name for d in found]
-    raise ValueError(f"Data-parallel training supports the 'jax' and 'tensorflow' backends; this is {backend!r}.")
+    raise ValueError(f"Data-parallel training supports the 'jax' and 'tensorflow' backends; this is {backend!r}, "
+                     "for which Keras's distribution API has no implementation. Train on one device, or set "
+                     "KERAS_BACKEND=jax or tensorflow before Keras is imported.")
 
 
 def split_tensorflow_cpu(n: int = 2) -> None:

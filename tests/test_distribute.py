@@ -110,7 +110,7 @@ def test_fit_refuses_more_devices_than_visible():
     import keras
 
     if keras.backend.backend() not in ("jax", "tensorflow"):
-        with pytest.raises(ValueError, match="supports the 'jax' and 'tensorflow' backends"):
+        with pytest.raises(ValueError, match="supports the 'jax' and 'tensorflow' backends.*KERAS_BACKEND=jax"):
             training.fit("focalnet_cifar_tiny", "synthetic", None, devices=2,
                          model_overrides={"embed_dim": 8, "depths": [1, 1, 1]}, train_per_class=4, test_per_class=2)
         return
