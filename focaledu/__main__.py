@@ -18,30 +18,33 @@ import shlex
 import sys
 from pathlib import Path
 
+from focaledu import _validate
+
 EXIT_DATA = 1
 EXIT_USAGE = 2
 
 
-def _number(convert, accept, expected):
-    """An argparse ``type``: ``convert(text)``, rejected unless ``accept(value)``."""
+def _arg(convert, validate):
+    """An argparse ``type``: ``convert(text)``, then one of ``focaledu._validate``'s checks."""
 
     def parse(text):
         try:
             value = convert(text)
         except ValueError:
-            value = None
-        if value is None or not accept(value):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-        return value
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if convert is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        try:
+            return validate(None, value)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
 
     return parse
 
 
-_positive_int = _number(int, lambda v: v >= 1, "a positive integer")
-_nonnegative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
-# Comparisons against NaN are false, so NaN is rejected along with infinity.
-_positive_float = _number(float, lambda v: 0 < v < float("inf"), "a positive number")
-_nonnegative_float = _number(float, lambda v: 0 <= v < float("inf"), "a number >= 0")
+_positive_int = _arg(int, _validate.positive_int)
+_nonnegative_int = _arg(int, lambda name, value: _validate.positive_int(name, value, minimum=0))
+_positive_float = _arg(float, _validate.positive_float)
+_nonnegative_float = _arg(float, _validate.nonnegative_float)
 
 
 def _depths(text):

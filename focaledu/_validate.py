@@ -1,55 +1,70 @@
-"""Argument checks shared by the layers and the model.
+"""Argument checks shared by the layers, the model, ``Recipe`` and the command line.
 
 Each raises ``ValueError`` naming the argument, the value received and what is accepted.
 """
 
+import math
 import numbers
 
 import keras
 
 
+def check(ok, name, value, expected, owner=None):
+    """Raises ``ValueError`` unless ``ok``: ``{owner} `name` must be {expected}; received name=value.``
+
+    Args:
+        name: the argument; None when the caller names it (an argparse type: argparse adds the option).
+        owner: what the argument belongs to, e.g. ``"Recipe"``.
+    """
+    if ok:
+        return
+    if name is None:
+        raise ValueError(f"must be {expected}; received {value!r}")
+    raise ValueError(f"{owner + ' ' if owner else ''}`{name}` must be {expected}; received {name}={value!r}.")
+
+
+def is_number(value) -> bool:
+    """A finite real number, not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def positive_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(
-            f"`{name}` must be an integer >= {minimum}; received {name}={value!r}."
-        )
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= minimum
+    check(ok, name, value, f"an integer >= {minimum}")
     return int(value)
 
 
 def odd_int(name, value):
     value = positive_int(name, value)
-    if value % 2 == 0:
-        raise ValueError(
-            f"`{name}` must be a positive odd integer (1, 3, 5, ...) so the "
-            f"depthwise convolutions keep the feature map size; received {name}={value!r}."
-        )
+    check(value % 2 == 1, name, value,
+          "a positive odd integer (1, 3, 5, ...) so the depthwise convolutions keep the feature map size")
     return value
 
 
 def even_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0 or value % 2:
-        raise ValueError(
-            f"`{name}` must be a non-negative even integer (0, 2, 4, ...) so every "
-            f"focal kernel `focal_factor * k + focal_window` stays odd; received {name}={value!r}."
-        )
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= 0 and value % 2 == 0
+    check(ok, name, value, "a non-negative even integer (0, 2, 4, ...) so every focal kernel "
+                           "`focal_factor * k + focal_window` stays odd")
     return int(value)
 
 
 def rate(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
-        raise ValueError(f"`{name}` must be a float in [0, 1); received {name}={value!r}.")
+    check(is_number(value) and 0.0 <= value < 1.0, name, value, "a float in [0, 1)")
     return float(value)
 
 
 def positive_float(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-        raise ValueError(f"`{name}` must be a number > 0; received {name}={value!r}.")
+    check(is_number(value) and value > 0, name, value, "a number > 0")
+    return float(value)
+
+
+def nonnegative_float(name, value):
+    check(is_number(value) and value >= 0, name, value, "a number >= 0")
     return float(value)
 
 
 def boolean(name, value):
-    if not isinstance(value, bool):
-        raise ValueError(f"`{name}` must be True or False; received {name}={value!r}.")
+    check(isinstance(value, bool), name, value, "True or False")
     return value
 
 
@@ -101,10 +116,8 @@ def float_input(name, dtype, hint="Convert images first, e.g. `images.astype('fl
 
 def choice(name, value, accepted):
     """Checks ``value`` is one of ``accepted`` (strings such as a block's ``mixer``)."""
-    if not isinstance(value, str) or value not in accepted:
-        raise ValueError(
-            f"`{name}` must be one of {', '.join(repr(a) for a in accepted)}; received {name}={value!r}."
-        )
+    check(isinstance(value, str) and value in accepted, name, value,
+          f"one of {', '.join(repr(a) for a in accepted)}")
     return value
 
 

@@ -7,10 +7,11 @@ AdamW with weight-decay exclusions and clipping, ``CosineDecay`` with warm-up, l
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from focaledu._validate import check, is_number
 
 __all__ = [
     "DATA_PIPELINES",
@@ -116,28 +117,28 @@ class Recipe:
         _check(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", self.epochs, "a positive integer")
         _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", self.batch_size,
                "a positive integer")
-        _check(_number(self.learning_rate) and self.learning_rate > 0, "learning_rate", self.learning_rate,
+        _check(is_number(self.learning_rate) and self.learning_rate > 0, "learning_rate", self.learning_rate,
                "a positive number")
         for name in ("warmup_learning_rate", "min_learning_rate"):
-            _check(_number(getattr(self, name)) and getattr(self, name) >= 0, name, getattr(self, name),
+            _check(is_number(getattr(self, name)) and getattr(self, name) >= 0, name, getattr(self, name),
                    "a number >= 0")
         _check(self.min_learning_rate <= self.learning_rate, "min_learning_rate", self.min_learning_rate,
                f"at most learning_rate={self.learning_rate}")
         _check(self.warmup_learning_rate <= self.learning_rate, "warmup_learning_rate",
                self.warmup_learning_rate, f"at most learning_rate={self.learning_rate}")
-        _check(_number(self.warmup_epochs) and self.warmup_epochs >= 0, "warmup_epochs", self.warmup_epochs,
+        _check(is_number(self.warmup_epochs) and self.warmup_epochs >= 0, "warmup_epochs", self.warmup_epochs,
                "a number >= 0")
-        _check(_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay", self.weight_decay,
+        _check(is_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay", self.weight_decay,
                "a number >= 0")
-        _check(_number(self.label_smoothing) and 0 <= self.label_smoothing < 1, "label_smoothing",
+        _check(is_number(self.label_smoothing) and 0 <= self.label_smoothing < 1, "label_smoothing",
                self.label_smoothing, "in [0, 1)")
-        _check(self.global_clipnorm is None or (_number(self.global_clipnorm) and self.global_clipnorm >= 0),
+        _check(self.global_clipnorm is None or (is_number(self.global_clipnorm) and self.global_clipnorm >= 0),
                "global_clipnorm", self.global_clipnorm, "a number >= 0 or None")
         _check(self.gradient_accumulation_steps is None or (
             isinstance(self.gradient_accumulation_steps, int) and not isinstance(self.gradient_accumulation_steps, bool)
             and self.gradient_accumulation_steps >= 1), "gradient_accumulation_steps",
             self.gradient_accumulation_steps, "a positive integer or None")
-        _check(_number(self.validation_split) and 0 <= self.validation_split < 1, "validation_split",
+        _check(is_number(self.validation_split) and 0 <= self.validation_split < 1, "validation_split",
                self.validation_split, "in [0, 1)")
         for name in ("train_per_class", "test_per_class"):
             value = getattr(self, name)
@@ -148,9 +149,9 @@ class Recipe:
         _check(self.data_pipeline in DATA_PIPELINES, "data_pipeline", self.data_pipeline,
                f"one of {list(DATA_PIPELINES)}")
         for name in ("mixup_alpha", "cutmix_alpha"):
-            _check(_number(getattr(self, name)) and getattr(self, name) >= 0, name, getattr(self, name),
+            _check(is_number(getattr(self, name)) and getattr(self, name) >= 0, name, getattr(self, name),
                    "a number >= 0 (0: off)")
-        _check(_number(self.mix_switch_prob) and 0 <= self.mix_switch_prob <= 1, "mix_switch_prob",
+        _check(is_number(self.mix_switch_prob) and 0 <= self.mix_switch_prob <= 1, "mix_switch_prob",
                self.mix_switch_prob, "in [0, 1]")
         _check(not (self.mixup_alpha or self.cutmix_alpha) or self.data_pipeline != "tf.data", "data_pipeline",
                self.data_pipeline, "'numpy' or 'auto' when mixup_alpha or cutmix_alpha is set (mixing runs in "
@@ -185,13 +186,8 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _check(ok, name, value, expected):
-    if not ok:
-        raise ValueError(f"Recipe `{name}` must be {expected}; received {value!r}.")
+    check(ok, name, value, expected, owner="Recipe")
 
 
 #: ``full``: the CIFAR-10 recipe. ``quick``: same recipe on 200 train / 100 test images per class,
