@@ -159,13 +159,23 @@ JB := $(RUN) KERAS_BACKEND=$${KERAS_BACKEND:-tensorflow} $(BIN)/jupyter-book bui
 # jupyter-cache re-executes a page only when its code cells change, but the
 # pages also print and run the library: a change to focaledu/ or to the lock
 # starts the cache afresh (as the publishing workflow keys its cache).
+# The cache starts with the outputs of the committed notebooks (tools/notebooks.py
+# --seed-cache), which `make test` checks against a fresh run of every chapter;
+# only a page whose notebook is out of date executes. BOOK_EXECUTE=all executes
+# every page instead.
 EXEC_CACHE := _build/.jupyter_cache
 LIBRARY_HASH = $(shell find -L focaledu -name '*.py' -o -name '*.json' | LC_ALL=C sort | xargs cat $(LOCK) | sha256sum | cut -c1-16)
+BOOK_EXECUTE ?= changed
 
 book: venv assets
 	@if [ -d $(EXEC_CACHE) ] && [ "$$(cat $(EXEC_CACHE)/focaledu.hash 2>/dev/null)" != "$(LIBRARY_HASH)" ]; then \
-	    echo "focaledu/ or the lock changed since the cached execution: every page runs again"; \
+	    echo "focaledu/ or the lock changed since the cached execution: the cache starts afresh"; \
 	    rm -rf $(EXEC_CACHE); fi
+	@case "$(BOOK_EXECUTE)" in \
+	    all) rm -rf $(EXEC_CACHE); echo "BOOK_EXECUTE=all: every page runs";; \
+	    changed) $(RUN) $(BIN)/python tools/notebooks.py --seed-cache $(EXEC_CACHE);; \
+	    *) echo "BOOK_EXECUTE must be 'changed' (default) or 'all'; got '$(BOOK_EXECUTE)'"; exit 2;; \
+	esac
 	$(JB) $(BOOK_FLAGS) .
 	@mkdir -p $(EXEC_CACHE) && echo "$(LIBRARY_HASH)" > $(EXEC_CACHE)/focaledu.hash
 	@echo "Book: _build/html/index.html"

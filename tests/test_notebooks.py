@@ -158,6 +158,32 @@ def test_stale_reports_a_setup_cell_and_a_notebook_out_of_date(project):
     assert notebooks.stale(md, project) == "tiny.ipynb differs from what tiny.md generates"
 
 
+def test_seed_cache_serves_a_current_notebooks_outputs_to_the_book_build(project, tmp_path):
+    from jupyter_cache import get_cache
+    from myst_nb.core.read import read_myst_markdown_notebook
+
+    md = project.book / "tiny.md"
+    md.write_text(notebooks.sync_setup(md.read_text(), project))
+    nb = notebooks.generate(md, project)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for i, cell in enumerate(code):  # as if executed
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"cell {i}\n")]
+        cell.execution_count = i + 1
+    nbformat.write(nb, md.with_suffix(".ipynb"))
+    assert notebooks.seed_cache(tmp_path / "cache", [md], project) == []
+    # MyST-NB finds the outputs under the page's code as it reads the .md, and keeps the page's tags.
+    page = read_myst_markdown_notebook(md.read_text(), path=str(md))
+    _, merged = get_cache(tmp_path / "cache").merge_match_into_notebook(page)
+    served = [c for c in merged.cells if c.cell_type == "code"]
+    assert [c.outputs[0]["text"] for c in served] == [f"cell {i}\n" for i in range(len(code))]
+    assert served[-1].metadata["tags"] == ["hide-input"]
+    # A page edited after its notebook is left to execute: nothing is cached for its new code.
+    md.write_text(md.read_text().replace("print(double(2))", "print(double(3))"))
+    assert notebooks.seed_cache(tmp_path / "fresh", [md], project) == ["tiny"]
+    with pytest.raises(KeyError):
+        get_cache(tmp_path / "fresh").match_cache_notebook(read_myst_markdown_notebook(md.read_text(), path=str(md)))
+
+
 @pytest.mark.parametrize("change, error, match", [
     ("{cite}`yang2022focalnet`", "{cite}`nobody2099`", r"tiny: \{cite\} key 'nobody2099' is not in references.bib"),
     ("{ref}`tiny-page`", "{ref}`nowhere`", r"tiny: \{ref\} label 'nowhere' is not defined"),

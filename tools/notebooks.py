@@ -307,11 +307,45 @@ def stale(md: Path, project: Project) -> str | None:
     return None
 
 
+def seed_cache(cache_dir: Path, pages: list[Path], project: Project) -> list[str]:
+    """Stores each current notebook's outputs in the book's execution cache (jupyter-cache).
+
+    The outputs go under the hash of the page's code cells as MyST-NB reads the
+    ``.md``, so ``jupyter-book build`` renders them instead of executing the
+    page. ``make test`` runs every notebook and checks its stored outputs, so
+    these are tested outputs. Returns the pages left to execute: those whose
+    notebook is out of date (:func:`stale`).
+    """
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+    from myst_nb.core.read import read_myst_markdown_notebook
+
+    cache = get_cache(cache_dir)
+    left = []
+    for md in pages:
+        if stale(md, project):
+            left.append(md.stem)
+            continue
+        page = read_myst_markdown_notebook(md.read_text(), path=str(md))
+        notebook = nbformat.read(md.with_suffix(".ipynb"), as_version=4)
+        code = [c for c in page.cells if c.cell_type == "code"]
+        for cell, run in zip(code, [c for c in notebook.cells if c.cell_type == "code"], strict=True):
+            cell.outputs, cell.execution_count = run.outputs, run.execution_count
+        if "widgets" in notebook.metadata:
+            page.metadata["widgets"] = notebook.metadata["widgets"]
+        cache.cache_notebook_bundle(CacheBundleIn(page, str(md.resolve()), data={"seeded_from": md.with_suffix(".ipynb").name}),
+                                    check_validity=False, overwrite=True)
+    return left
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("pages", nargs="*", help="page names (default: every notebook page of book/)")
     parser.add_argument("--check", action="store_true", help="only report out-of-date notebooks (exit 1 if any)")
     parser.add_argument("--no-execute", action="store_true", help="write the notebooks without outputs")
+    parser.add_argument("--seed-cache", type=Path, metavar="DIR",
+                        help="store the up-to-date notebooks' outputs in the book's execution cache DIR "
+                             "(what `make book` does), and list the pages left to execute")
     args = parser.parse_args(argv)
     project = Project.read()
     pages = notebook_pages(project.book)
@@ -321,6 +355,11 @@ def main(argv=None) -> int:
         if unknown:
             parser.error(f"pages {unknown} are not notebook pages of book/; choose from: {', '.join(by_name)}")
         pages = [by_name[Path(p).stem] for p in args.pages]
+    if args.seed_cache:
+        left = seed_cache(args.seed_cache, pages, project)
+        print(f"reusing the tested outputs of {len(pages) - len(left)} notebooks"
+              + (f"; executing {', '.join(left)} (out of date: run `make notebooks`)" if left else ""))
+        return 0
     if args.check:
         problems = [p for p in (stale(md, project) for md in pages) if p]
         text = {name: (ROOT / name).read_text() for name in ("_config.yml", "CITATION.cff")}
