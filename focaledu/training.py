@@ -6,12 +6,14 @@ Re-exports :mod:`focaledu.recipes`, :mod:`focaledu.pipelines` and :mod:`focaledu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 
 from focaledu import callbacks as fcb
@@ -81,38 +83,38 @@ def evaluate(model, dataset, batch_size: int = 250, flip: bool = False) -> dict:
         images, labels = dataset
         size = tuple(getattr(model, "image_size", np.shape(images)[1:3]))
         dataset = ArrayPipeline(images, labels, batch_size, image_size=size, scale=model_scale(model))
-    # One pass over the batches, each label kept with its image: a reshuffling
-    # pipeline read twice (labels, then predictions) would pair them at random.
-    # The preprocessed batches are held in memory (123 MB for CIFAR-10's test
-    # set) for model.predict, which runs the compiled forward pass and, unlike
-    # predict_on_batch, splits batches between the devices of a distribution
-    # strategy.
-    batches = (dataset[i] for i in range(len(dataset))) if isinstance(dataset, ArrayPipeline) \
-        else dataset.as_numpy_iterator()
-    images, labels = [], []
-    for x, y in batches:
-        images.append(np.asarray(x))
-        labels.append(np.argmax(y, axis=-1) if np.ndim(y) == 2 else np.asarray(y))
-    labels = np.concatenate(labels).astype(np.int64)
-    probs = _softmax(model.predict(((x,) for x in images), steps=len(images), verbose=0))
-    result = {**_scores(probs, labels), "n": int(len(labels))}
+    one_hot = len(dataset[0][1].shape if isinstance(dataset, ArrayPipeline) else dataset.element_spec[1].shape) == 2
+    result = _evaluate(model, dataset, one_hot, flip=False)
     if flip:
-        mirrored = _softmax(model.predict(((x[:, :, ::-1],) for x in images), steps=len(images), verbose=0))
-        result.update({f"flip_{k}": v for k, v in _scores((probs + mirrored) / 2, labels).items()})
+        result.update({f"flip_{k}": v for k, v in _evaluate(model, dataset, one_hot, flip=True).items() if k != "n"})
     return result
 
 
-def _softmax(logits) -> np.ndarray:
-    logits = np.asarray(logits, dtype="float64")
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+def _evaluate(model, dataset, one_hot: bool, flip: bool) -> dict:
+    """``model.evaluate`` of ``model``'s softmax (averaged with its mirror image's when ``flip``)."""
+    strategy = getattr(model, "distribute_strategy", None)  # TensorFlow: the model's tf.distribute strategy
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        inputs = keras.Input(model.input_shape[1:])
+        probs = keras.layers.Softmax(dtype="float32")(model(inputs))
+        if flip:  # test-time augmentation: the mean of the softmax of each image and of its mirror image
+            mirrored = keras.layers.Softmax(dtype="float32")(model(keras.ops.flip(inputs, axis=2)))
+            probs = keras.layers.Average(dtype="float32")([probs, mirrored])
+        wrapper = keras.Model(inputs, probs)
+        loss = keras.losses.CategoricalCrossentropy() if one_hot else keras.losses.SparseCategoricalCrossentropy()
+        accuracy = keras.metrics.CategoricalAccuracy("accuracy") if one_hot \
+            else keras.metrics.SparseCategoricalAccuracy("accuracy")
+        wrapper.compile(loss=loss, metrics=[accuracy, _Count("n")], jit_compile=default_jit_compile())
+    scores = wrapper.evaluate(dataset, verbose=0, return_dict=True)
+    n = int(round(scores["n"]))
+    # The metric is a float32 mean of 0/1 over n images: round it back to the exact fraction.
+    return {"accuracy": round(scores["accuracy"] * n) / n, "loss": float(scores["loss"]), "n": n}
 
 
-def _scores(probs: np.ndarray, labels: np.ndarray) -> dict:
-    return {
-        "accuracy": float(np.mean(np.argmax(probs, axis=1) == labels)),
-        "loss": float(-np.mean(np.log(np.maximum(probs[np.arange(len(labels)), labels], 1e-300)))),
-    }
+class _Count(keras.metrics.Sum):
+    """The number of examples evaluated (a ``Sum`` of ones), as a compiled metric."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        super().update_state(keras.ops.ones_like(y_pred[:, 0]))
 
 
 def plot_history(history: dict, path, title: str | None = None):
